@@ -1,0 +1,206 @@
+"""Audio sources: a microphone or a file, each yielding float32 mono blocks at 22050 Hz.
+
+Resampling and downmixing happen here, once; everything downstream is the same for both.
+sounddevice (and so PortAudio) is imported only when a microphone is opened or listed.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import soxr
+
+from realtime_sed.audio import RESAMPLE_QUALITY, AudioFileReader, sanitize, to_mono
+from realtime_sed.constants import SAMPLE_RATE
+from realtime_sed.errors import DeviceError
+from realtime_sed.ring import RingBuffer
+
+PORTAUDIO_HINT = "install PortAudio with `sudo apt-get install libportaudio2` (Debian/Ubuntu)"
+
+
+class FileSource:
+    """Replays a file block by block, as fast as possible or paced like a live input."""
+
+    is_live = False
+
+    def __init__(self, path: str | os.PathLike, realtime: bool = False, block_size: int = 4096,
+                 stop: threading.Event | None = None):
+        self.reader = AudioFileReader(path, block_size)
+        self.realtime = realtime
+        self.stop = stop or threading.Event()
+        self.description = Path(path).name
+        self.native_rate = self.reader.native_rate
+        self.channels = self.reader.channels
+        self.duration_s = self.reader.duration_s
+        self.dropped_samples = 0
+        self.overflows = 0
+
+    @property
+    def nonfinite_samples(self) -> int:
+        return self.reader.nonfinite_samples
+
+    def wall_time_at(self, sample_index: int) -> float | None:
+        return None  # a file has no wall clock: stream time is the only time
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        t0 = time.monotonic()
+        produced = 0
+        for block in self.reader.blocks():
+            if self.stop.is_set():
+                return
+            produced += len(block)
+            if self.realtime:  # a live input delivers a block once all of it has been heard
+                delay = t0 + produced / SAMPLE_RATE - time.monotonic()
+                if delay > 0 and self.stop.wait(delay):
+                    return
+            yield block
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+def _sounddevice():
+    try:
+        import sounddevice
+    except OSError as exc:  # the module is there but libportaudio is not
+        raise DeviceError(f"PortAudio is not available ({exc}); {PORTAUDIO_HINT}") from None
+    except ImportError:
+        raise DeviceError("the sounddevice package is missing: pip install sounddevice") from None
+    return sounddevice
+
+
+def input_devices() -> list[dict]:
+    sd = _sounddevice()
+    try:
+        devices = sd.query_devices()
+        apis = sd.query_hostapis()
+    except Exception as exc:  # PortAudio errors have no common base we can rely on
+        raise DeviceError(f"cannot list audio devices: {exc}") from None
+    return [
+        {"index": i, "name": d["name"], "channels": d["max_input_channels"],
+         "rate": int(d["default_samplerate"]), "hostapi": apis[d["hostapi"]]["name"]}
+        for i, d in enumerate(devices) if d["max_input_channels"] > 0
+    ]
+
+
+def find_device(spec: str | int | None) -> dict:
+    """An input device by index or by a case-insensitive part of its name (None: the default)."""
+    sd = _sounddevice()
+    devices = input_devices()
+    if spec is None:
+        try:
+            default = sd.default.device[0]
+        except Exception:
+            default = -1
+        if default is not None and default >= 0:
+            for d in devices:
+                if d["index"] == default:
+                    return d
+        if devices:
+            return devices[0]
+        raise DeviceError("no audio input device found; is a microphone connected?")
+    listing = "; ".join(f"{d['index']}: {d['name']}" for d in devices) or "none"
+    text = str(spec).strip()
+    if text.isdigit():
+        for d in devices:
+            if d["index"] == int(text):
+                return d
+        raise DeviceError(f"no input device with index {text}; input devices: {listing}")
+    matches = [d for d in devices if text.lower() in d["name"].lower()]
+    exact = [d for d in matches if d["name"].lower() == text.lower()]
+    if exact:
+        return exact[0]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise DeviceError(f"no input device matches {text!r}; input devices: {listing}")
+    raise DeviceError(f"{text!r} matches several input devices: "
+                      + "; ".join(f"{d['index']}: {d['name']}" for d in matches))
+
+
+class MicSource:
+    """A PortAudio input stream. Its callback only copies into a RingBuffer; downmixing and
+    resampling happen on the consumer side, in `blocks()`."""
+
+    is_live = True
+
+    def __init__(self, device: str | int | None = None, buffer_seconds: float = 10.0,
+                 stop: threading.Event | None = None, blocksize: int = 0):
+        self.sd = _sounddevice()
+        self.device = find_device(device)
+        self.description = self.device["name"]
+        self.native_rate = self.device["rate"]
+        self.channels = min(self.device["channels"], 8)
+        self.stop = stop or threading.Event()
+        self.ring = RingBuffer(int(buffer_seconds * self.native_rate), self.channels)
+        self.overflows = 0
+        self.nonfinite_samples = 0
+        self._blocksize = blocksize
+        self._stream = None
+        self._t0: float | None = None  # wall time of the first captured frame
+        self._resampler = (None if self.native_rate == SAMPLE_RATE else
+                           soxr.ResampleStream(self.native_rate, SAMPLE_RATE, 1, "float32", RESAMPLE_QUALITY))
+
+    @property
+    def dropped_samples(self) -> int:
+        """Samples lost because the consumer fell behind, at the device's rate."""
+        return self.ring.dropped
+
+    def _callback(self, indata, frames, time_info, status) -> None:
+        if status.input_overflow:
+            self.overflows += 1
+        if self._t0 is None:
+            self._t0 = time.time() - frames / self.native_rate
+        self.ring.write(indata)
+
+    def wall_time_at(self, sample_index: int) -> float | None:
+        if self._t0 is None:
+            return None
+        return self._t0 + sample_index / SAMPLE_RATE + self.ring.dropped / self.native_rate
+
+    def open(self) -> None:
+        try:
+            self._stream = self.sd.InputStream(
+                device=self.device["index"], channels=self.channels, samplerate=self.native_rate,
+                dtype="float32", blocksize=self._blocksize, callback=self._callback)
+            self._stream.start()
+        except Exception as exc:
+            raise DeviceError(f"cannot open input device {self.device['index']} "
+                              f"({self.description}): {exc}") from None
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        if self._stream is None:
+            self.open()
+        silent_since = time.monotonic()
+        try:
+            while not self.stop.is_set():
+                if not self.ring.wait(0.1):
+                    if not self._stream.active:
+                        raise DeviceError(f"input device {self.description!r} stopped delivering "
+                                          "audio (disconnected?)")
+                    if time.monotonic() - silent_since > 5.0:
+                        raise DeviceError(f"no audio from {self.description!r} for 5 s (disconnected?)")
+                    continue
+                silent_since = time.monotonic()
+                mono = to_mono(self.ring.read())
+                self.nonfinite_samples += sanitize(mono)
+                if self._resampler is not None:
+                    mono = self._resampler.resample_chunk(mono)
+                if len(mono):
+                    yield mono
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._stream is not None:
+            try:
+                self._stream.stop()
+                self._stream.close()
+            except Exception:
+                pass  # the device may already be gone; closing must not raise
+            self._stream = None

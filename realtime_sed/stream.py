@@ -1,0 +1,147 @@
+"""DetectionStream: blocks -> windows -> log-mel -> CNN -> events -> sinks.
+
+`classify`, headless `listen` and the dashboard all run this one class, so a file and a microphone
+go through exactly the same steps after their source. It has no threads of its own: the caller
+decides where it runs (the main thread for `classify`, a worker thread for the dashboard).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from realtime_sed.classifier import OnnxClassifier
+from realtime_sed.constants import SAMPLE_RATE
+from realtime_sed.events import DetectorConfig, Event, EventDetector, level_dbfs
+from realtime_sed.features import LogMelFrames
+from realtime_sed.sinks import Sink
+from realtime_sed.windows import SlidingWindower, Window, hop_to_samples
+
+CLIP_LEVEL = 0.999  # a sample at or above this magnitude counts as clipping
+
+
+@dataclass
+class WindowResult:
+    index: int
+    start_s: float
+    end_s: float
+    wall_start: float | None
+    probs: np.ndarray  # straight from the model
+    smoothed: np.ndarray  # what the detector thresholds
+    level_db: float
+    infer_ms: float  # log-mel + CNN
+    finished: list[Event]
+    active: list[Event]
+
+
+@dataclass
+class StreamStats:
+    windows: int = 0
+    audio_s: float = 0.0  # seconds of audio consumed
+    elapsed_s: float = 0.0  # wall seconds spent
+    infer_ms: deque = field(default_factory=lambda: deque(maxlen=200))
+    level_db: float = -120.0  # RMS of the latest block
+    peak_db: float = -120.0
+    clipped_blocks: int = 0
+    events: int = 0
+
+    @property
+    def median_infer_ms(self) -> float:
+        return float(np.median(self.infer_ms)) if self.infer_ms else 0.0
+
+    @property
+    def realtime_factor(self) -> float:
+        return self.audio_s / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+class DetectionStream:
+    def __init__(self, classifier: OnnxClassifier, hop_s: float = 0.5,
+                 detector: DetectorConfig | None = None, sinks: Iterable[Sink] = (), filename: str = "",
+                 wall_clock: Callable[[int], float | None] | None = None):
+        self.classifier = classifier
+        self.hop_samples = hop_to_samples(hop_s)
+        self.hop_s = self.hop_samples / SAMPLE_RATE
+        self.windower = SlidingWindower(self.hop_samples)
+        self.features = LogMelFrames()
+        self.detector = EventDetector(detector or DetectorConfig(), self.hop_s)
+        self.sinks = list(sinks)
+        self.filename = filename
+        self.wall_clock = wall_clock or (lambda sample: None)
+        self.stats = StreamStats()
+        self.events: list[Event] = []
+
+    def _infer(self, w: Window) -> WindowResult:
+        t0 = time.perf_counter()
+        if self.classifier.has_logmel_input:
+            probs = self.classifier.predict_logmel(self.features(w.samples, w.start_sample))[0]
+        else:
+            probs = self.classifier.predict_audio(w.samples)[0]
+        infer_ms = (time.perf_counter() - t0) * 1e3
+        level = level_dbfs(w.samples[: w.valid])
+        wall = self.wall_clock(w.start_sample)
+        smoothed, finished = self.detector.update(probs, w.start_s, level, wall)
+        self.stats.windows += 1
+        self.stats.infer_ms.append(infer_ms)
+        for sink in self.sinks:
+            sink.window(self.filename, w.start_s, probs, wall)
+        self._emit(finished)
+        return WindowResult(w.index, w.start_s, w.end_s, wall, probs, smoothed, level, infer_ms,
+                            finished, self.detector.active_events)
+
+    def _emit(self, events: list[Event]) -> None:
+        for ev in events:
+            self.events.append(ev)
+            self.stats.events += 1
+            for sink in self.sinks:
+                sink.event(self.filename, ev)
+
+    def push(self, block: np.ndarray) -> list[WindowResult]:
+        """Feeds a block of float32 mono 22050 Hz audio; returns the windows it completed."""
+        self.stats.audio_s += len(block) / SAMPLE_RATE
+        if len(block):
+            peak = float(np.max(np.abs(block)))
+            self.stats.peak_db = 20 * np.log10(peak) if peak > 0 else -120.0
+            self.stats.level_db = level_dbfs(block)
+            if peak >= CLIP_LEVEL:
+                self.stats.clipped_blocks += 1
+        return [self._infer(w) for w in self.windower.push(block)]
+
+    def finish(self) -> list[WindowResult]:
+        """End of stream: the padded last window, then every open event is closed."""
+        results = [self._infer(w) for w in self.windower.flush()]
+        closing = self.detector.finish(self.windower.samples_seen / SAMPLE_RATE)
+        self._emit(closing)
+        if results:
+            results[-1].finished.extend(closing)
+            results[-1].active = []
+        return results
+
+    def run(self, blocks: Iterable[np.ndarray], on_window: Callable[[WindowResult], None] | None = None,
+            stop: threading.Event | None = None, max_seconds: float | None = None) -> StreamStats:
+        """Consumes blocks until they end, `stop` is set or `max_seconds` of audio have passed."""
+        t0 = time.perf_counter()
+        ended = True
+        try:
+            for block in blocks:
+                for result in self.push(block):
+                    if on_window:
+                        on_window(result)
+                self.stats.elapsed_s = time.perf_counter() - t0
+                if (stop is not None and stop.is_set()) or (
+                        max_seconds is not None and self.stats.audio_s >= max_seconds):
+                    ended = False
+                    break
+        finally:
+            # Whatever stopped the stream, events already detected are closed and written.
+            for result in self.finish() if ended else []:
+                if on_window:
+                    on_window(result)
+            if not ended:
+                self._emit(self.detector.finish(self.windower.samples_seen / SAMPLE_RATE))
+            self.stats.elapsed_s = time.perf_counter() - t0
+        return self.stats

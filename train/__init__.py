@@ -1,0 +1,1 @@
+"""Training side of realtime-sed: torch + torchaudio. The runtime (`realtime_sed`) never imports this."""

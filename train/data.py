@@ -1,0 +1,260 @@
+"""UrbanSound8K: the metadata, the splits, and the on-disk cache of log-mels.
+
+Reads the standard layout (`metadata/UrbanSound8K.csv` + `audio/foldN/`) in any format soundfile
+decodes. The CSV may name `.wav` files that sit on disk as `.ogg` (or the reverse): the stem is
+what identifies a clip. Unreadable clips are reported and skipped, never fatal.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from realtime_sed.constants import (
+    CLASSES,
+    F_MAX,
+    F_MIN,
+    HOP_LENGTH,
+    LOG_AMIN,
+    N_FFT,
+    N_FRAMES,
+    N_MELS,
+    SAMPLE_RATE,
+    WINDOW_SAMPLES,
+)
+from realtime_sed.errors import AudioError, DataError
+
+AUDIO_SUFFIXES = (".wav", ".ogg", ".flac", ".mp3", ".aif", ".aiff")
+CSV_COLUMNS = {"slice_file_name", "fsID", "fold", "classID"}
+
+
+@dataclass(frozen=True)
+class Clip:
+    path: Path
+    fold: int
+    label: int
+    fsid: str  # the Freesound recording the clip was cut from: clips of one recording share a fold
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+
+def _resolve(folder: Path, file_name: str) -> Path | None:
+    path = folder / file_name
+    if path.exists():
+        return path
+    for suffix in AUDIO_SUFFIXES:
+        alt = path.with_suffix(suffix)
+        if alt.exists():
+            return alt
+    return None
+
+
+def read_metadata(root: str | Path) -> tuple[list[Clip], list[str]]:
+    """Returns the clips whose audio is present, and the names listed in the CSV but missing."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: data folder not found")
+    csv_path = root / "metadata" / "UrbanSound8K.csv"
+    if not csv_path.is_file():
+        raise DataError(f"{csv_path}: metadata CSV not found (expected the UrbanSound8K layout)")
+    if not (root / "audio").is_dir():
+        raise DataError(f"{root / 'audio'}: audio folder not found (expected audio/fold1 ...)")
+    with open(csv_path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing_cols = CSV_COLUMNS - set(reader.fieldnames or ())
+        if missing_cols:
+            raise DataError(f"{csv_path}: missing columns {', '.join(sorted(missing_cols))}")
+        rows = list(reader)
+    clips, missing = [], []
+    for row in rows:
+        fold = int(row["fold"])
+        path = _resolve(root / "audio" / f"fold{fold}", row["slice_file_name"])
+        if path is None:
+            missing.append(row["slice_file_name"])
+            continue
+        clips.append(Clip(path, fold, int(row["classID"]), row["fsID"]))
+    if not clips:
+        raise DataError(f"{root / 'audio'}: none of the {len(rows)} clips in the CSV were found")
+    return clips, missing
+
+
+# ---------------------------------------------------------------- splits
+
+
+@dataclass
+class Split:
+    train: list[int]
+    val: list[int]
+    test: list[int]
+    description: str
+
+
+def random_split(n: int, seed: int) -> Split:
+    """The paper's protocol: a pseudo-random 80/10/10 split. On all 8,732 clips the test part is 874."""
+    order = np.random.default_rng(seed).permutation(n).tolist()
+    n_train, n_val = int(0.8 * n), int(0.1 * n)
+    return Split(
+        order[:n_train],
+        order[n_train : n_train + n_val],
+        order[n_train + n_val :],
+        f"random 80/10/10, seed {seed}",
+    )
+
+
+def fold_split(clips: list[Clip], test_fold: int, seed: int, val_fold: int | None = None) -> Split:
+    """The official protocol: test on one fold, train on the rest.
+
+    Validation comes from the training folds, never the test fold: a whole fold with `val_fold`,
+    otherwise about 10% of the training recordings (whole fsIDs, so no recording straddles the
+    train/validation line).
+    """
+    folds = {c.fold for c in clips}
+    if test_fold not in folds:
+        raise DataError(f"test fold {test_fold} has no clips (folds present: {sorted(folds)})")
+    test = [i for i, c in enumerate(clips) if c.fold == test_fold]
+    rest = [i for i, c in enumerate(clips) if c.fold != test_fold]
+    if val_fold is not None:
+        if val_fold == test_fold or val_fold not in folds:
+            raise DataError(f"validation fold {val_fold} must be another fold that has clips")
+        val = [i for i in rest if clips[i].fold == val_fold]
+        train = [i for i in rest if clips[i].fold != val_fold]
+        how = f"validation fold {val_fold}"
+    else:
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i in rest:
+            groups[clips[i].fsid].append(i)
+        keys = sorted(groups)
+        np.random.default_rng(seed).shuffle(keys)
+        val, target = [], 0.1 * len(rest)
+        for key in keys:
+            if len(val) >= target:
+                break
+            val += groups[key]
+        val_set = set(val)
+        train = [i for i in rest if i not in val_set]
+        how = f"validation: 10% of training recordings, seed {seed}"
+    return Split(train, val, test, f"fold-wise, test fold {test_fold}, {how}")
+
+
+def cv_folds(clips: list[Clip], min_clips: int = 100) -> list[int]:
+    """Folds with enough clips to be a meaningful test set (all ten on the full dataset)."""
+    counts: dict[int, int] = defaultdict(int)
+    for c in clips:
+        counts[c.fold] += 1
+    return sorted(f for f, n in counts.items() if n >= min_clips)
+
+
+# ---------------------------------------------------------------- log-mel cache
+
+FRONTEND_PARAMS = {
+    "sample_rate": SAMPLE_RATE,
+    "window": WINDOW_SAMPLES,
+    "n_fft": N_FFT,
+    "hop": HOP_LENGTH,
+    "n_mels": N_MELS,
+    "f_min": F_MIN,
+    "f_max": F_MAX,
+    "log_amin": LOG_AMIN,
+    "version": 1,
+}
+
+
+@dataclass
+class LogMelCache:
+    """Log-mels of every readable clip, [n, N_FRAMES, N_MELS] float32, plus each clip's length."""
+
+    logmels: np.ndarray
+    lengths: np.ndarray  # samples of real audio before zero padding (<= WINDOW_SAMPLES)
+    clips: list[Clip]
+    failed: list[tuple[str, str]]  # (clip name, reason)
+
+
+def _cache_key(clips: list[Clip]) -> str:
+    h = hashlib.sha256(json.dumps(FRONTEND_PARAMS, sort_keys=True).encode())
+    for c in clips:
+        h.update(f"{c.path.name}:{c.path.stat().st_size}:{c.path.stat().st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def build_cache(clips: list[Clip], cache_dir: str | Path, progress: bool = True) -> LogMelCache:
+    """Computes the front end once per clip with the same torch module the exported graph uses,
+    and stores it on disk keyed by the clip list and the front-end parameters."""
+    import torch
+
+    from realtime_sed.audio import load_audio
+    from train.architectures import LogMel
+
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    key = _cache_key(clips)
+    npz = cache_dir / f"logmel-{key}.npy"
+    meta_path = cache_dir / f"logmel-{key}.json"
+    by_name = {c.name: c for c in clips}
+    if npz.exists() and meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        kept = [by_name[n] for n in meta["names"]]
+        return LogMelCache(
+            np.load(npz, mmap_mode="r"),
+            np.array(meta["lengths"]),
+            kept,
+            [tuple(x) for x in meta["failed"]],
+        )
+
+    frontend = LogMel().eval()
+    logmels = np.lib.format.open_memmap(
+        npz.with_suffix(".tmp.npy"), mode="w+", dtype=np.float32, shape=(len(clips), N_FRAMES, N_MELS)
+    )
+    kept, lengths, failed = [], [], []
+    batch: list[np.ndarray] = []
+
+    def flush() -> None:
+        if batch:
+            with torch.no_grad():
+                out = frontend(torch.from_numpy(np.stack(batch)))[:, 0].numpy()
+            start = len(kept) - len(batch)
+            logmels[start : len(kept)] = out
+            batch.clear()
+
+    iterator = clips
+    if progress:
+        from rich.progress import track
+
+        iterator = track(clips, description="log-mel cache")
+    for clip in iterator:
+        try:
+            audio = load_audio(clip.path)
+        except AudioError as exc:
+            failed.append((clip.name, str(exc)))
+            continue
+        lengths.append(min(len(audio), WINDOW_SAMPLES))
+        padded = np.zeros(WINDOW_SAMPLES, np.float32)
+        padded[: lengths[-1]] = audio[:WINDOW_SAMPLES]
+        kept.append(clip)
+        batch.append(padded)
+        if len(batch) == 64:
+            flush()
+    flush()
+    logmels.flush()
+    del logmels
+    final = np.load(npz.with_suffix(".tmp.npy"), mmap_mode="r")[: len(kept)]
+    np.save(npz, final)
+    npz.with_suffix(".tmp.npy").unlink()
+    meta_path.write_text(
+        json.dumps({"names": [c.name for c in kept], "lengths": lengths, "failed": failed})
+    )
+    return LogMelCache(np.load(npz, mmap_mode="r"), np.array(lengths), kept, failed)
+
+
+def class_counts(clips: list[Clip], idx: list[int]) -> dict[str, int]:
+    counts = dict.fromkeys(CLASSES, 0)
+    for i in idx:
+        counts[CLASSES[clips[i].label]] += 1
+    return counts

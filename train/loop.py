@@ -1,0 +1,268 @@
+"""The training loop: read it top to bottom.
+
+Settings live in `TrainConfig`, written to `config.json` in the run folder. Every epoch writes
+`last.pt` (everything needed to resume) and, when validation loss improves, `best.pt` (the
+checkpoint the paper keeps). Checkpoints hold only tensors and plain values, so they load with
+`torch.load(..., weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from realtime_sed.constants import HOP_LENGTH, LOG_AMIN, N_FRAMES
+from train.architectures import build_cnn, count_trainable
+from train.data import LogMelCache, Split, build_cache, cv_folds, fold_split, random_split, read_metadata
+
+SILENCE_DB = 10.0 * math.log10(LOG_AMIN)
+
+
+@dataclass
+class TrainConfig:
+    model: str = "convdb"
+    data: str = "../shared/data/UrbanSound8K"
+    out: str = "runs/convdb"
+    split: str = "random"  # "random" (the paper's) or "fold" (official)
+    test_fold: int | None = None
+    val_fold: int | None = None
+    seed: int = 0
+    epochs: int = 200
+    patience: int | None = 25  # epochs without a better validation loss before stopping
+    batch_size: int = 32
+    lr: float = 1e-3
+    conv_dropout: float = 0.1
+    dense_dropout: float = 0.5
+    # Recipe beyond the paper (all off = the paper's recipe). Applied to cached log-mels, training only.
+    time_shift: bool = False  # move short clips to a random place inside the 4 s window
+    gain_db: float = 0.0  # random gain in [-gain_db, +gain_db]
+    mix_prob: float = 0.0  # chance of mixing in another training clip as background noise
+    spec_masks: int = 0  # SpecAugment: this many time masks and this many frequency masks
+    label_smoothing: float = 0.0
+    schedule: str = "constant"  # "constant" or "cosine"
+    cache_dir: str = field(default_factory=lambda: os.environ.get("SED_CACHE", ".cache/realtime-sed"))
+    device: str = "auto"
+    threads: int | None = None
+    train_on_all: bool = False  # final model: train on every clip for a fixed epoch count
+
+    @property
+    def recipe(self) -> str:
+        parts = []
+        if self.time_shift:
+            parts.append("time-shift")
+        if self.gain_db:
+            parts.append(f"gain±{self.gain_db:g}dB")
+        if self.mix_prob:
+            parts.append(f"mix p={self.mix_prob:g}")
+        if self.spec_masks:
+            parts.append(f"specaugment x{self.spec_masks}")
+        if self.label_smoothing:
+            parts.append(f"label-smoothing {self.label_smoothing:g}")
+        if self.schedule != "constant":
+            parts.append(f"{self.schedule} lr")
+        return ", ".join(parts) or "paper (no augmentation)"
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def make_split(cfg: TrainConfig, cache: LogMelCache) -> Split:
+    if cfg.train_on_all:
+        everything = list(range(len(cache.clips)))
+        return Split(everything, [], [], "all clips (final model)")
+    if cfg.split == "random":
+        return random_split(len(cache.clips), cfg.seed)
+    if cfg.split == "fold":
+        if cfg.test_fold is None:
+            raise ValueError("--split fold needs --test-fold")
+        return fold_split(cache.clips, cfg.test_fold, cfg.seed, cfg.val_fold)
+    raise ValueError(f"unknown split {cfg.split!r}")
+
+
+def augment(x: torch.Tensor, lengths: torch.Tensor, pool: torch.Tensor, cfg: TrainConfig,
+            gen: torch.Generator) -> torch.Tensor:
+    """Training-only changes to a batch of log-mels [b, frames, mels]; never in the exported graph."""
+    b = x.shape[0]
+    dev = x.device
+    if cfg.time_shift:
+        content = torch.clamp(torch.ceil(lengths / HOP_LENGTH).long() + 4, max=N_FRAMES)
+        room = N_FRAMES - content
+        shifts = (torch.rand(b, generator=gen) * (room + 1).cpu()).long()
+        for i in torch.nonzero(shifts).flatten().tolist():
+            x[i] = torch.roll(x[i], int(shifts[i]), dims=0)
+    if cfg.mix_prob:
+        chosen = torch.rand(b, generator=gen) < cfg.mix_prob
+        if chosen.any():
+            idx = torch.randint(len(pool), (int(chosen.sum()),), generator=gen)
+            noise = pool[idx].to(dev)
+            rel_db = (torch.rand(len(idx), 1, 1, generator=gen) * -15 - 5).to(dev)  # -20..-5 dB
+            mixed = 10 * torch.log10(10 ** (x[chosen] / 10) + 10 ** ((noise + rel_db) / 10))
+            x[chosen] = mixed
+    if cfg.gain_db:
+        gain = ((torch.rand(b, 1, 1, generator=gen) * 2 - 1) * cfg.gain_db).to(dev)
+        x = torch.clamp(x + gain, min=SILENCE_DB)
+    for _ in range(cfg.spec_masks):
+        fill = x.mean(dim=(1, 2), keepdim=True)
+        t0 = torch.randint(0, N_FRAMES - 20, (b,), generator=gen)
+        tw = torch.randint(0, 21, (b,), generator=gen)
+        f0 = torch.randint(0, x.shape[2] - 12, (b,), generator=gen)
+        fw = torch.randint(0, 13, (b,), generator=gen)
+        frames = torch.arange(N_FRAMES)[None, :]
+        bands = torch.arange(x.shape[2])[None, :]
+        tmask = ((frames >= t0[:, None]) & (frames < (t0 + tw)[:, None])).to(dev)[:, :, None]
+        fmask = ((bands >= f0[:, None]) & (bands < (f0 + fw)[:, None])).to(dev)[:, None, :]
+        x = torch.where(tmask | fmask, fill, x)
+    return x
+
+
+def run_epoch(model, x_all, y_all, len_all, idx, cfg, device, optimizer=None, scheduler=None,
+              gen=None, pool=None, progress=None):
+    """One pass over `idx`. With an optimizer it trains (shuffled, augmented), else it evaluates."""
+    training = optimizer is not None
+    model.train(training)
+    if training:
+        order = torch.as_tensor(idx)[torch.randperm(len(idx), generator=gen)]
+    else:
+        order = torch.as_tensor(idx)
+    total_loss, correct, seen = 0.0, 0, 0
+    task = progress.add_task("train" if training else "val", total=len(order)) if progress else None
+    with torch.set_grad_enabled(training):
+        for start in range(0, len(order), cfg.batch_size):
+            batch = order[start : start + cfg.batch_size]
+            x = x_all[batch].to(device)
+            y = y_all[batch].to(device)
+            if training:
+                x = augment(x.clone(), len_all[batch], pool, cfg, gen)
+            x = x.unsqueeze(1).contiguous(memory_format=torch.channels_last)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing if training else 0.0)
+            if training:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            total_loss += loss.item() * len(batch)
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += len(batch)
+            if progress:
+                progress.update(task, advance=len(batch),
+                                description=f"{'train' if training else 'val'} "
+                                            f"loss {total_loss / seen:.3f} acc {correct / seen:.3f}")
+    if training and scheduler is not None:
+        scheduler.step()
+    if progress:
+        progress.remove_task(task)
+    return total_loss / max(seen, 1), correct / max(seen, 1)
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
+    """Trains one model and returns its run folder (with best.pt, last.pt, history.json)."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if resume:
+        saved = json.loads((out / "config.json").read_text())
+        cfg = TrainConfig(**{**saved, "device": cfg.device, "threads": cfg.threads})
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+
+    clips, missing = read_metadata(cfg.data)
+    if missing:
+        print(f"{len(missing)} clips listed in the CSV have no audio (e.g. {', '.join(missing[:3])})")
+    cache = build_cache(clips, cfg.cache_dir, progress=progress)
+    if cache.failed:
+        print(f"skipped {len(cache.failed)} unreadable clips: "
+              + ", ".join(name for name, _ in cache.failed[:10]))
+    split = make_split(cfg, cache)
+    print(f"{cfg.model}: {split.description}; train {len(split.train)}, val {len(split.val)}, "
+          f"test {len(split.test)}; recipe: {cfg.recipe}; device {device}")
+
+    x_all = torch.from_numpy(np.array(cache.logmels))  # into memory: epochs read it many times
+    y_all = torch.tensor([c.label for c in cache.clips])
+    len_all = torch.from_numpy(cache.lengths.astype(np.float32))
+    pool = x_all[torch.as_tensor(split.train)]  # background-noise pool: training clips only
+
+    model = build_cnn(cfg.model, cfg.conv_dropout, cfg.dense_dropout).to(device)
+    model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+                 if cfg.schedule == "cosine" else None)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    state = {"epoch": 0, "best_val_loss": math.inf, "best_epoch": 0, "history": []}
+
+    if resume and (out / "last.pt").exists():
+        ckpt = torch.load(out / "last.pt", map_location=device, weights_only=True)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if scheduler is not None and "scheduler" in ckpt:
+            scheduler.load_state_dict(ckpt["scheduler"])
+        gen.set_state(ckpt["generator"])
+        state = {k: ckpt[k] for k in ("epoch", "best_val_loss", "best_epoch")}
+        state["history"] = json.loads((out / "history.json").read_text())
+        print(f"resumed after epoch {state['epoch']} (best val loss {state['best_val_loss']:.4f})")
+
+    bar = None
+    if progress:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        bar = Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
+                       transient=True)
+        bar.start()
+    try:
+        for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
+            t0 = time.perf_counter()
+            tr_loss, tr_acc = run_epoch(model, x_all, y_all, len_all, split.train, cfg, device,
+                                        optimizer, scheduler, gen, pool, bar)
+            seconds = time.perf_counter() - t0
+            if split.val:
+                va_loss, va_acc = run_epoch(model, x_all, y_all, len_all, split.val, cfg, device,
+                                            progress=bar)
+            else:
+                va_loss, va_acc = tr_loss, tr_acc  # train_on_all: nothing held out
+            state["history"].append({"epoch": epoch, "train_loss": tr_loss, "train_acc": tr_acc,
+                                     "val_loss": va_loss, "val_acc": va_acc, "seconds": seconds})
+            improved = va_loss < state["best_val_loss"] or cfg.train_on_all
+            if improved:
+                state["best_val_loss"], state["best_epoch"] = va_loss, epoch
+                torch.save({"model": model.state_dict(), "epoch": epoch}, out / "best.pt")
+            state["epoch"] = epoch
+            ckpt = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "generator": gen.get_state(), **{k: state[k] for k in
+                                                     ("epoch", "best_val_loss", "best_epoch")}}
+            if scheduler is not None:
+                ckpt["scheduler"] = scheduler.state_dict()
+            torch.save(ckpt, out / "last.pt.tmp")
+            os.replace(out / "last.pt.tmp", out / "last.pt")
+            (out / "history.json").write_text(json.dumps(state["history"], indent=1))
+            line = (f"epoch {epoch:3d}  train loss {tr_loss:.4f} acc {tr_acc:.3f}  "
+                    f"val loss {va_loss:.4f} acc {va_acc:.3f}  {seconds:.1f}s"
+                    + ("  *" if improved else ""))
+            (bar.console.print if bar else print)(line)
+            with open(out / "log.txt", "a") as log:
+                log.write(line + "\n")
+            if (cfg.patience and not cfg.train_on_all
+                    and epoch - state["best_epoch"] >= cfg.patience):
+                print(f"stopping: no better validation loss for {cfg.patience} epochs")
+                break
+    finally:
+        if bar:
+            bar.stop()
+    meta = {"model": cfg.model, "parameters": count_trainable(model), "split": split.description,
+            "train": split.train, "val": split.val, "test": split.test,
+            "clip_names": [c.name for c in cache.clips], "skipped": cache.failed,
+            "best_epoch": state["best_epoch"], "epochs_run": state["epoch"]}
+    (out / "run.json").write_text(json.dumps(meta))
+    return out
