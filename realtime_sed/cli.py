@@ -101,14 +101,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validate on this whole fold (default: 10%% of training recordings)")
     p.add_argument("--cv", action="store_true",
                    help="cross-validate: each fold with at least 100 clips is the test fold in turn")
-    p.add_argument("--epochs", type=int, default=200)
-    p.add_argument("--patience", type=int, default=25,
-                   help="stop after this many epochs without a lower validation loss (0 = never)")
+    p.add_argument("--epochs", type=int, default=None, help="most epochs to train (default 200)")
+    p.add_argument("--patience", type=int, default=None,
+                   help="stop after this many epochs without a lower validation loss (default 25; 0 = never)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/convdb", help="run folder: checkpoints, logs, figures, ONNX")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/last.pt with OUT/config.json; only --epochs, --patience, "
+                        "--device and --threads may change")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--cache-dir", default=None, help="where log-mels are cached (default .cache/realtime-sed)")

@@ -25,9 +25,22 @@ def command_line() -> str:
     return "realtime-sed " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
+RESUMABLE = ("epochs", "patience", "device", "threads")
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    fields = TrainConfig.__dataclass_fields__
-    return TrainConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
+    """The settings given on the command line; with --resume, the run's saved settings, of which
+    only RESUMABLE ones may be changed."""
+    given = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and v is not None}
+    saved_path = Path(args.out) / "config.json"
+    if args.resume and saved_path.exists():
+        saved = json.loads(saved_path.read_text())
+        return TrainConfig(**{**saved, **{k: v for k, v in given.items() if k in RESUMABLE}})
+    if args.resume and not args.cv:
+        from realtime_sed.errors import SedError
+
+        raise SedError(f"{saved_path}: not found, nothing to resume")
+    return TrainConfig(**given)
 
 
 def predict_logmels(model, logmels: np.ndarray, device: torch.device, batch: int = 128) -> np.ndarray:

@@ -169,9 +169,6 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     """Trains one model and returns its run folder (with best.pt, last.pt, history.json)."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    if resume:
-        saved = json.loads((out / "config.json").read_text())
-        cfg = TrainConfig(**{**saved, "device": cfg.device, "threads": cfg.threads})
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

@@ -1,0 +1,201 @@
+"""The training side: Table 1 exactly, UrbanSound8K loading, splits, a real (tiny) training run
+with resume, and the ONNX export checked against torch on real audio."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import soundfile as sf
+import soxr
+import torch
+
+from realtime_sed.constants import CLASSES, WINDOW_SAMPLES
+from realtime_sed.errors import DataError
+from tests.conftest import DEMO_REFERENCE, SHARED_DATA, needs_data, run_cli
+from train.architectures import ARCHITECTURES, ExportModel, build_cnn, count_trainable, layer_shapes
+from train.data import build_cache, cv_folds, fold_split, random_split, read_metadata
+
+# Table 1, row by row: (time, freq, channels) after each layer.
+TABLE1 = {
+    "conv2d": [(343, 118, 4), (343, 118, 4), (171, 59, 4), (169, 57, 8), (169, 57, 8), (84, 28, 8),
+               (82, 26, 16), (82, 26, 16), (41, 13, 16), (39, 11, 32), (39, 11, 32), (9, 3, 32),
+               (864,), (864,), (100,), (10,)],
+    "convdf": [(343, 118, 4), (343, 118, 4), (171, 59, 4), (169, 55, 8), (169, 55, 8), (84, 27, 8),
+               (82, 19, 16), (82, 19, 16), (41, 19, 16), (39, 3, 32), (39, 3, 32), (9, 3, 32),
+               (864,), (864,), (100,), (10,)],
+    "convdt": [(343, 118, 4), (343, 118, 4), (171, 59, 4), (167, 57, 8), (167, 57, 8), (83, 28, 8),
+               (75, 26, 16), (75, 26, 16), (37, 13, 16), (21, 11, 32), (21, 11, 32), (5, 5, 32),
+               (800,), (800,), (100,), (10,)],
+    "convdb": [(343, 118, 4), (343, 118, 4), (171, 118, 4), (167, 114, 8), (167, 114, 8), (83, 57, 8),
+               (75, 49, 16), (75, 49, 16), (37, 24, 16), (21, 8, 32), (21, 8, 32), (7, 4, 32),
+               (896,), (896,), (100,), (10,)],
+}
+PARAMS = {"conv2d": 93_656, "convdf": 93_656, "convdt": 87_256, "convdb": 96_856}
+LAYERS = (["Mel-spectrogram", "Batch Normalization"]
+          + ["Convolution", "Dropout", "Max Pooling"] * 4 + ["Flatten", "Dropout"] + ["Fully Connected"] * 2)
+
+
+@pytest.mark.parametrize("name", list(TABLE1))
+def test_every_layer_shape_and_parameter_count_match_table1(name):
+    cnn = build_cnn(name)
+    rows = layer_shapes(cnn)
+    assert [r[0] for r in rows] == LAYERS
+    assert rows[0][1] == (345, 120, 1) and rows[1][1] == (345, 120, 1)
+    assert [r[1] for r in rows[2:]] == TABLE1[name]
+    assert count_trainable(cnn) == PARAMS[name] == ARCHITECTURES[name].trainable_params
+
+
+def test_frontend_turns_4s_into_345_frames_of_120_mels():
+    out = ExportModel(build_cnn("convdb")).frontend(torch.zeros(2, WINDOW_SAMPLES))
+    assert out.shape == (2, 1, 345, 120)
+
+
+def test_random_split_is_the_papers_80_10_10_with_874_test_clips_on_the_full_set():
+    split = random_split(8732, seed=0)
+    assert (len(split.train), len(split.val), len(split.test)) == (6985, 873, 874)
+    assert len(set(split.train) | set(split.val) | set(split.test)) == 8732
+    assert random_split(8732, seed=0).test == split.test  # seeded: the same every time
+    assert random_split(8732, seed=1).test != split.test
+
+
+# ---------------------------------------------------------------- a small dataset in the standard layout
+
+
+def _demo_clips() -> list[tuple[np.ndarray, int]]:
+    audio, rate = sf.read(str(DEMO_REFERENCE.with_suffix(".ogg")), dtype="float32")
+    clips = []
+    for line in DEMO_REFERENCE.read_text().splitlines()[1:]:
+        _, on, off, label = line.split("\t")
+        seg = audio[int(float(on) * rate) : int(float(off) * rate)]
+        clips.append((seg, CLASSES.index(label)))
+    return clips
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path):
+    """Real audio in UrbanSound8K's layout, as users bring it: WAVs of mixed rates, bit depths and
+    channel counts, clips shorter and longer than 4 s, one corrupt file and one missing file."""
+    root = tmp_path / "UrbanSound8K"
+    rows = []
+    formats = [(22050, 1, "PCM_16"), (44100, 2, "PCM_24"), (48000, 1, "PCM_16"), (96000, 2, "FLOAT"),
+               (11025, 1, "PCM_U8")]
+    for k, (seg, label) in enumerate(_demo_clips()):
+        for part in range(2):
+            fold = 1 + (k + part) % 3
+            name = f"{1000 + k}-{label}-0-{part}.wav"
+            rate, channels, subtype = formats[(k + part) % len(formats)]
+            x = seg[part * len(seg) // 4 :][: int(3.5 * 22050) if part else len(seg)]
+            x = soxr.resample(x, 22050, rate) if rate != 22050 else x
+            data = np.stack([x, 0.5 * x], axis=1) if channels == 2 else x
+            (root / "audio" / f"fold{fold}").mkdir(parents=True, exist_ok=True)
+            sf.write(root / "audio" / f"fold{fold}" / name, data, rate, subtype=subtype)
+            rows.append([name, 1000 + k, 0, len(x) / rate, 1, fold, label, CLASSES[label]])
+    (root / "audio" / "fold1" / "999-3-0-0.wav").write_bytes(b"RIFF\x00\x00garbage")
+    rows.append(["999-3-0-0.wav", 999, 0, 4, 1, 1, 3, "dog_bark"])
+    rows.append(["998-3-0-0.wav", 998, 0, 4, 1, 2, 3, "dog_bark"])  # listed, not on disk
+    (root / "metadata").mkdir()
+    with open(root / "metadata" / "UrbanSound8K.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class"])
+        w.writerows(rows)
+    return root
+
+
+def test_mixed_wavs_are_read_and_a_corrupt_clip_is_reported_and_skipped(tiny_dataset, tmp_path):
+    clips, missing = read_metadata(tiny_dataset)
+    assert missing == ["998-3-0-0.wav"]
+    assert len(clips) == 21
+    cache = build_cache(clips, tmp_path / "cache", progress=False)
+    assert [name for name, _ in cache.failed] == ["999-3-0-0"]
+    assert cache.logmels.shape == (20, 345, 120)
+    assert np.isfinite(cache.logmels).all()
+    # The 48 kHz mono copy and the 22.05 kHz original of one clip give nearly the same log-mels.
+    again = build_cache(clips, tmp_path / "cache", progress=False)  # from disk this time
+    assert np.array_equal(np.asarray(again.logmels), np.asarray(cache.logmels))
+
+
+@pytest.mark.parametrize("broken, message", [
+    (lambda root: (root / "metadata" / "UrbanSound8K.csv").unlink(), "metadata CSV not found"),
+    (lambda root: __import__("shutil").rmtree(root / "audio"), "audio folder not found"),
+])
+def test_a_wrong_layout_names_what_is_missing(tiny_dataset, broken, message):
+    broken(tiny_dataset)
+    with pytest.raises(DataError, match=message):
+        read_metadata(tiny_dataset)
+
+
+def test_missing_data_folder_is_a_one_line_error(tmp_path):
+    result = run_cli("train", "--data", tmp_path / "nope", "--out", tmp_path / "run", "--epochs", "1")
+    assert result.returncode != 0
+    assert result.stderr.strip().startswith("realtime-sed: error:") and "Traceback" not in result.stderr
+    assert "data folder not found" in result.stderr
+
+
+def test_fold_split_keeps_the_test_fold_out_of_training_and_validation(tiny_dataset):
+    clips, _ = read_metadata(tiny_dataset)
+    split = fold_split(clips, test_fold=2, seed=0)
+    assert {clips[i].fold for i in split.test} == {2}
+    assert all(clips[i].fold != 2 for i in split.train + split.val)
+    # Validation takes whole recordings: no fsID is on both sides.
+    assert not {clips[i].fsid for i in split.val} & {clips[i].fsid for i in split.train}
+    with_fold = fold_split(clips, test_fold=2, seed=0, val_fold=3)
+    assert {clips[i].fold for i in with_fold.val} == {3}
+    assert cv_folds(clips, min_clips=1) == [1, 2, 3]
+
+
+def test_train_resume_export_and_onnx_matches_torch_on_real_audio(tiny_dataset, tmp_path):
+    out = tmp_path / "run"
+    common = ["--model", "convdt", "--data", tiny_dataset, "--out", out, "--split", "fold", "--test-fold",
+              "1", "--cache-dir", tmp_path / "cache", "--quiet", "--batch-size", "8", "--threads", "2"]
+    first = run_cli("train", *common, "--epochs", "1")
+    assert first.returncode == 0, first.stderr
+    resumed = run_cli("train", *common, "--epochs", "2", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed after epoch 1" in resumed.stdout
+    history = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    for name in ("best.pt", "last.pt", "metrics.json", "confusion.png", "curves.png", "convdt.onnx"):
+        assert (out / name).exists(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("acc", "precision_macro", "recall_macro", "f1_macro", "precision_micro", "f1_micro",
+                "per_class", "confusion_normalized"):
+        assert key in metrics
+    card = json.loads((out / "convdt.json").read_text())
+    assert card["architecture"]["trainable_parameters"] == 87_256
+    assert card["architecture"]["table1_parameters"] == 87_258 and "87,258" in card["architecture"]["note"]
+    assert card["classes"] == list(CLASSES) and card["sample_rate"] == 22050
+    assert card["command"].startswith("realtime-sed train") and card["training"]["seed"] == 0
+
+    # Parity: ONNX Runtime against torch on real audio, to 1e-4.
+    model = build_cnn("convdt")
+    model.load_state_dict(torch.load(out / "best.pt", weights_only=True)["model"])
+    full = ExportModel(model).eval()
+    seg = _demo_clips()
+    batch = np.stack([np.resize(s, WINDOW_SAMPLES) for s, _ in seg[:4]]).astype(np.float32)
+    with torch.no_grad():
+        expected = full(torch.from_numpy(batch)).numpy()
+    session = ort.InferenceSession(str(out / "convdt.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"audio": batch})[0]
+    assert np.abs(got - expected).max() <= 1e-4
+    meta = session.get_modelmeta().custom_metadata_map
+    assert meta["classes"].split(",") == list(CLASSES) and meta["sample_rate"] == "22050"
+    assert json.loads(meta["realtime_sed.card"])["command"] == card["command"]
+
+    # `export` re-exports a checkpoint; `evaluate` runs the ONNX model on raw audio of a split.
+    again = run_cli("export", out / "last.pt", "--out", tmp_path / "again.onnx")
+    assert again.returncode == 0, again.stderr and (tmp_path / "again.onnx").exists()
+    ev = run_cli("evaluate", "--model", out / "convdt.onnx", "--data", tiny_dataset, "--split", "fold",
+                 "--test-fold", "1", "--out", tmp_path / "eval")
+    assert ev.returncode == 0, ev.stderr
+    assert "ACC" in ev.stdout and (tmp_path / "eval" / "confusion.png").exists()
+
+
+@needs_data
+def test_the_shared_dataset_reads_completely():
+    clips, missing = read_metadata(SHARED_DATA)
+    assert len(clips) == 2625 and not missing
+    assert cv_folds(clips) == [1, 2, 3, 10]
