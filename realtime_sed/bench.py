@@ -1,0 +1,156 @@
+"""`realtime-sed bench`: the speed and memory figures, measured, never asserted.
+
+- latency per 4 s window on 1 thread, steady state at hop 0.5 s: the streaming fast path (reused
+  log-mel frames + CNN) and, for comparison, the one-file ONNX graph on raw audio;
+- `classify` throughput in x real time at hop 0.5 s with 2 threads;
+- peak RSS of a `listen --no-tui --file` subprocess;
+- with --hours H: RSS over an H-hour stream replayed as fast as possible (growth should be ~0).
+Machines are noisy: every figure is a median of repeats taken in this one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from realtime_sed.audio import load_audio
+from realtime_sed.classifier import OnnxClassifier
+from realtime_sed.constants import SAMPLE_RATE, WINDOW_SAMPLES
+from realtime_sed.features import LogMelFrames
+from realtime_sed.windows import hop_to_samples
+
+TARGETS = {"latency_ms": 3.0, "throughput_x": 300.0, "rss_mb": 150.0, "rss_growth_mb": 5.0}
+
+
+def window_latency(model: str, audio: np.ndarray, repeats: int = 200) -> dict:
+    clf = OnnxClassifier(model, threads=1)
+    hop = hop_to_samples(0.5)
+    looped = np.resize(audio, WINDOW_SAMPLES + hop * (repeats + 6))
+    frames = LogMelFrames()
+    fast, full = [], []
+    for i in range(repeats + 5):
+        window = looped[i * hop : i * hop + WINDOW_SAMPLES]
+        t0 = time.perf_counter()
+        clf.predict_logmel(frames(window, i * hop))
+        if i >= 5:  # warm-up windows fill the frame cache
+            fast.append(time.perf_counter() - t0)
+    for i in range(min(repeats, 40)):
+        window = looped[i * hop : i * hop + WINDOW_SAMPLES]
+        t0 = time.perf_counter()
+        clf.predict_audio(window)
+        full.append(time.perf_counter() - t0)
+    ms = lambda xs, q: float(np.percentile(xs, q) * 1e3)  # noqa: E731
+    return {"fast_median_ms": ms(fast, 50), "fast_p95_ms": ms(fast, 95),
+            "full_graph_median_ms": ms(full, 50), "full_graph_p95_ms": ms(full, 95)}
+
+
+def classify_throughput(model: str, path: Path, repeats: int = 3) -> dict:
+    from realtime_sed.app import classify_file
+    from realtime_sed.cli import build_parser
+    from realtime_sed.sinks import make_sink
+
+    args = build_parser().parse_args(["classify", str(path), "--model", model, "--threads", "2",
+                                      "--hop", "0.5", "--quiet"])
+    clf = OnnxClassifier(model, threads=2)
+    duration = sf.info(str(path)).duration
+    times = []
+    for _ in range(repeats):
+        sink = make_sink("tsv", os.devnull)
+        t0 = time.perf_counter()
+        classify_file(str(path), args, clf, sink)
+        times.append(time.perf_counter() - t0)
+        sink.close()
+    return {"audio_s": duration, "median_s": float(np.median(times)),
+            "throughput_x": float(duration / np.median(times))}
+
+
+def _rss_mb(pid: int, key: str = "VmRSS") -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None
+
+
+def listen_memory(model: str, path: Path) -> dict:
+    """Runs a real `listen --no-tui --file` and samples its RSS while it runs."""
+    cmd = [sys.executable, "-m", "realtime_sed", "listen", "--no-tui", "--file", str(path), "--model", model]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    samples: list[tuple[float, float]] = []
+    peak = [0.0]
+
+    def sample() -> None:
+        t0 = time.monotonic()
+        while proc.poll() is None:
+            rss, hwm = _rss_mb(proc.pid), _rss_mb(proc.pid, "VmHWM")
+            if rss is not None:
+                samples.append((time.monotonic() - t0, rss))
+                peak[0] = max(peak[0], hwm or 0.0)
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=sample)
+    thread.start()
+    _, err = proc.communicate()
+    thread.join()
+    if proc.returncode != 0:
+        raise RuntimeError(f"listen failed: {err.strip().splitlines()[-1] if err.strip() else proc.returncode}")
+    rss = [r for _, r in samples]
+    # Growth: the last RSS against the RSS once the stream is under way (after 20% of the run).
+    settled = rss[len(rss) // 5] if len(rss) >= 5 else (rss[0] if rss else 0.0)
+    return {"peak_rss_mb": peak[0], "rss_start_mb": settled, "rss_end_mb": rss[-1] if rss else 0.0,
+            "rss_growth_mb": (rss[-1] - settled) if rss else 0.0, "samples": len(rss),
+            "wall_s": samples[-1][0] if samples else 0.0}
+
+
+def long_file(audio: np.ndarray, hours: float, folder: Path) -> Path:
+    """An H-hour 16-bit WAV made by looping real audio, written in pieces (bounded memory)."""
+    path = folder / f"long-{hours:g}h.wav"
+    total = int(hours * 3600 * SAMPLE_RATE)
+    with sf.SoundFile(path, "w", SAMPLE_RATE, 1, "PCM_16") as f:
+        written = 0
+        while written < total:
+            piece = audio[: total - written]
+            f.write(piece)
+            written += len(piece)
+    return path
+
+
+def run(args: argparse.Namespace) -> int:
+    from realtime_sed.app import DEMO_FILE
+
+    path = Path(args.file) if args.file else DEMO_FILE
+    audio = load_audio(path)
+    results: dict = {"model": args.model, "file": str(path), "targets": TARGETS, "cpus": os.cpu_count()}
+    print(f"benchmark: model {args.model}, audio {path.name} ({len(audio) / SAMPLE_RATE:.1f} s)")
+    lat = results["latency"] = window_latency(args.model, audio)
+    print(f"latency per 4 s window, 1 thread: median {lat['fast_median_ms']:.2f} ms, p95 "
+          f"{lat['fast_p95_ms']:.2f} ms (target <= {TARGETS['latency_ms']:g} ms); one-file ONNX graph on "
+          f"raw audio: median {lat['full_graph_median_ms']:.2f} ms "
+          f"({lat['full_graph_median_ms'] / lat['fast_median_ms']:.1f}x slower)")
+    thr = results["classify"] = classify_throughput(args.model, path)
+    print(f"classify throughput, hop 0.5 s, 2 threads: {thr['throughput_x']:.0f}x real time "
+          f"(target >= {TARGETS['throughput_x']:g}x)")
+    mem = results["listen"] = listen_memory(args.model, path)
+    print(f"listen --no-tui --file: peak RSS {mem['peak_rss_mb']:.1f} MB (target <= {TARGETS['rss_mb']:g} MB)")
+    if args.hours:
+        with tempfile.TemporaryDirectory() as tmp:
+            long = long_file(audio, args.hours, Path(tmp))
+            soak = results["soak"] = listen_memory(args.model, long)
+        print(f"{args.hours:g} h stream as fast as possible ({soak['wall_s']:.0f} s): RSS {soak['rss_start_mb']:.1f}"
+              f" -> {soak['rss_end_mb']:.1f} MB, growth {soak['rss_growth_mb']:+.1f} MB "
+              f"(target < {TARGETS['rss_growth_mb']:g} MB), peak {soak['peak_rss_mb']:.1f} MB")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0

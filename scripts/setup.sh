@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what realtime-sed needs on a fresh Debian/Ubuntu box with Python >= 3.11:
+# PortAudio from apt (when missing) and a virtual environment in .venv with the given extras.
+#   scripts/setup.sh            runtime only (numpy, onnxruntime, sounddevice, textual, ...)
+#   scripts/setup.sh train,dev  plus torch/torchaudio for training and the test tools
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${1:-}"
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "installing ${missing[*]} with apt-get"
+  $sudo apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}" >/dev/null
+}
+apt_install libportaudio2
+
+python=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+spec="."
+[ -n "$extras" ] && spec=".[${extras}]"
+stamp=".venv/.installed-${extras:-runtime}"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e "$spec"
+  touch "$stamp"
+fi
