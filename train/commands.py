@@ -126,10 +126,19 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"fold-wise ACC {summary['mean']:.3f} ± {summary['std']:.3f}  "
               + "  ".join(f"fold {k}: {v:.3f}" for k, v in accs.items()))
         return 0
+    if not args.resume:
+        Path(cfg.out).mkdir(parents=True, exist_ok=True)
+        (Path(cfg.out) / "command.txt").write_text(command + "\n")
     run = train(cfg, resume=args.resume, progress=not args.quiet)
     saved = TrainConfig(**json.loads((run / "config.json").read_text()))
-    finish_run(saved, run, command)
+    finish_run(saved, run, _first_command(run, command))
     return 0
+
+
+def _first_command(run: Path, command: str) -> str:
+    """The command that started the run (a resume continues it; the card records the start)."""
+    path = run / "command.txt"
+    return path.read_text().strip() if path.exists() else command
 
 
 def run_export(args: argparse.Namespace) -> int:

@@ -211,6 +211,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
         state["history"] = json.loads((out / "history.json").read_text())
         print(f"resumed after epoch {state['epoch']} (best val loss {state['best_val_loss']:.4f})")
 
+    def patience_ran_out() -> bool:
+        return bool(cfg.patience and not cfg.train_on_all
+                    and state["epoch"] - state["best_epoch"] >= cfg.patience)
+
     bar = None
     if progress:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -220,6 +224,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
         bar.start()
     try:
         for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
+            if patience_ran_out():  # a resumed run that had already stopped early
+                break
             t0 = time.perf_counter()
             tr_loss, tr_acc = run_epoch(model, x_all, y_all, len_all, split.train, cfg, device,
                                         optimizer, scheduler, gen, pool, bar)
@@ -250,8 +256,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
             (bar.console.print if bar else print)(line)
             with open(out / "log.txt", "a") as log:
                 log.write(line + "\n")
-            if (cfg.patience and not cfg.train_on_all
-                    and epoch - state["best_epoch"] >= cfg.patience):
+            if patience_ran_out():
                 print(f"stopping: no better validation loss for {cfg.patience} epochs")
                 break
     finally:
