@@ -6,6 +6,7 @@ sounddevice (and so PortAudio) is imported only when a microphone is opened or l
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import time
@@ -20,6 +21,9 @@ from realtime_sed.constants import SAMPLE_RATE
 from realtime_sed.errors import DeviceError
 from realtime_sed.ring import RingBuffer
 
+MAX_CHANNELS = 2  # channels opened on a microphone (downmixed to mono afterwards)
+FALLBACK_CHANNELS = 8  # for a device that refuses MAX_CHANNELS
+CLOSE_TIMEOUT_S = 2.0  # how long closing waits for PortAudio to stop the stream
 PORTAUDIO_HINT = "install PortAudio with `sudo apt-get install libportaudio2` (Debian/Ubuntu)"
 
 
@@ -69,7 +73,9 @@ def _sounddevice():
         import sounddevice
     except OSError as exc:  # the module is there but libportaudio is not
         raise DeviceError(f"PortAudio is not available ({exc}); {PORTAUDIO_HINT}") from None
-    except ImportError:
+    except ImportError as exc:
+        if exc.name == "_sounddevice_data":  # where sounddevice looks for a bundled PortAudio
+            raise DeviceError(f"PortAudio is not available ({exc}); {PORTAUDIO_HINT}") from None
         raise DeviceError("the sounddevice package is missing: pip install sounddevice") from None
     return sounddevice
 
@@ -135,9 +141,16 @@ class MicSource:
         self.device = find_device(device)
         self.description = self.device["name"]
         self.native_rate = self.device["rate"]
-        self.channels = min(self.device["channels"], 8)
+        # Virtual ALSA devices (default, pulse, pipewire, plug...) report 32 to 128 channels; opening
+        # more channels than the microphone has makes the plugin pad with silent ones (diluting the
+        # mono mix by up to 12 dB at 8) and convert on every read. A microphone is mono or stereo:
+        # open at most 2 channels, and all of them (up to 8) only for a device that refuses 2.
+        self._channel_choices = sorted({min(self.device["channels"], MAX_CHANNELS),
+                                        min(self.device["channels"], FALLBACK_CHANNELS)})
+        self.channels = self._channel_choices[0]
         self.stop = stop or threading.Event()
-        self.ring = RingBuffer(int(buffer_seconds * self.native_rate), self.channels)
+        self._buffer_frames = max(1, int(buffer_seconds * self.native_rate))
+        self.ring = RingBuffer(self._buffer_frames, self.channels)
         self.overflows = 0
         self.nonfinite_samples = 0
         self._blocksize = blocksize
@@ -164,23 +177,32 @@ class MicSource:
         return self._t0 + sample_index / SAMPLE_RATE + self.ring.dropped / self.native_rate
 
     def open(self) -> None:
-        try:
-            self._stream = self.sd.InputStream(
-                device=self.device["index"], channels=self.channels, samplerate=self.native_rate,
-                dtype="float32", blocksize=self._blocksize, callback=self._callback)
-            self._stream.start()
-        except Exception as exc:
-            raise DeviceError(f"cannot open input device {self.device['index']} "
-                              f"({self.description}): {exc}") from None
+        error = None
+        for channels in self._channel_choices:
+            if channels != self.ring.channels:  # nothing has been written yet: start afresh
+                self.ring = RingBuffer(self._buffer_frames, channels)
+            self.channels = channels
+            try:
+                self._stream = self.sd.InputStream(
+                    device=self.device["index"], channels=channels, samplerate=self.native_rate,
+                    dtype="float32", blocksize=self._blocksize, callback=self._callback)
+                self._stream.start()
+                return
+            except Exception as exc:
+                error = exc
+                self.close()
+        raise DeviceError(f"cannot open input device {self.device['index']} "
+                          f"({self.description}): {error}")
 
     def blocks(self) -> Iterator[np.ndarray]:
         if self._stream is None:
             self.open()
+        stream, resampler = self._stream, self._resampler  # close() may drop them meanwhile
         silent_since = time.monotonic()
         try:
             while not self.stop.is_set():
                 if not self.ring.wait(0.1):
-                    if not self._stream.active:
+                    if not stream.active:
                         raise DeviceError(f"input device {self.description!r} stopped delivering "
                                           "audio (disconnected?)")
                     if time.monotonic() - silent_since > 5.0:
@@ -189,18 +211,36 @@ class MicSource:
                 silent_since = time.monotonic()
                 mono = to_mono(self.ring.read())
                 self.nonfinite_samples += sanitize(mono)
-                if self._resampler is not None:
-                    mono = self._resampler.resample_chunk(mono)
+                if resampler is not None:
+                    mono = resampler.resample_chunk(mono)
                 if len(mono):
                     yield mono
         finally:
             self.close()
 
     def close(self) -> None:
-        if self._stream is not None:
+        stream, self._stream = self._stream, None
+        if stream is None:
+            return
+        done = threading.Event()
+
+        def shut() -> None:
             try:
-                self._stream.stop()
-                self._stream.close()
+                stream.stop()
+                stream.close()
             except Exception:
                 pass  # the device may already be gone; closing must not raise
-            self._stream = None
+            finally:
+                done.set()
+
+        # A hung device (a driver or plugin read that never returns, the very case that makes
+        # blocks() give up) blocks PortAudio's stop for ever, with Ctrl-C ignored: stop it aside.
+        threading.Thread(target=shut, name="mic-close", daemon=True).start()
+        if not done.wait(CLOSE_TIMEOUT_S):
+            # Leave the stream to the OS at exit; sounddevice's exit handler would hang on it too.
+            # The stuck stream keeps this object alive: let go of the resampler (a native object
+            # whose binding complains at exit about instances still alive).
+            self._resampler = None
+            handler = getattr(self.sd, "_exit_handler", None)
+            if handler is not None:
+                atexit.unregister(handler)
