@@ -109,7 +109,7 @@ def run_classify(args: argparse.Namespace) -> int:
                 print(f"realtime-sed: error: {exc}", file=sys.stderr)
     finally:
         sink.close()
-    if failed:
+    if failed and len(args.files) > 1:  # one file: its error line says it all
         print(f"realtime-sed: {failed} of {len(args.files)} files failed", file=sys.stderr)
     return 1 if failed else 0
 

@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tsv: DCASE (filename, onset, offset, event_label) with a header (default)")
     p.add_argument("-o", "--output", default=None, help="write here instead of standard output")
     p.add_argument("--windows", action="store_true", help="jsonl: also write every window's probabilities")
-    p.add_argument("--block-size", type=int, default=4096, help="samples per block read (default 4096)")
+    p.add_argument("--block-size", type=int, default=88200,
+                   help="samples per block read (default 88200: several windows per batched CNN call)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("devices", help="list audio input devices",
@@ -168,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("realtime-sed: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `realtime-sed classify ... | head`: the reader has gone, quietly stop
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

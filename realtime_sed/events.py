@@ -59,18 +59,24 @@ class DetectorConfig:
     def from_card(cls, thresholds: dict, **overrides) -> "DetectorConfig":
         """Thresholds from a model card ({"on": {...}, "off": {...}}), then explicit overrides."""
         cfg = cls(on=thresholds.get("on", 0.5), off=thresholds.get("off"))
+        if overrides.get("on") is not None and overrides.get("off") is None:
+            cfg.off = None  # a new on-threshold brings its own default off-threshold
         for key, value in overrides.items():
             if value is not None:
                 setattr(cfg, key, value)
         return cfg
 
 
-def _per_class(value: float | dict[str, float], default: float = 0.5) -> np.ndarray:
+def _per_class(value: float | dict[str, float], default: float | np.ndarray = 0.5) -> np.ndarray:
+    """One threshold per class; a dict may leave classes out, which then get `default` (a number
+    or a per-class array)."""
     if isinstance(value, dict):
         unknown = set(value) - set(CLASSES)
         if unknown:
             raise ValueError(f"unknown classes in thresholds: {', '.join(sorted(unknown))}")
-        return np.array([value.get(c, default) for c in CLASSES], np.float64)
+        default = np.broadcast_to(np.asarray(default, np.float64), (len(CLASSES),))
+        return np.array([float(value[c]) if c in value else default[i] for i, c in enumerate(CLASSES)],
+                        np.float64)
     return np.full(len(CLASSES), float(value))
 
 
@@ -86,7 +92,8 @@ class EventDetector:
     def __init__(self, config: DetectorConfig, hop_s: float, window_s: float = WINDOW_SAMPLES / SAMPLE_RATE):
         self.config = config
         self.on = _per_class(config.on)
-        self.off = np.clip(self.on - 0.15, 0.0, None) if config.off is None else _per_class(config.off)
+        default_off = np.clip(self.on - 0.15, 0.0, None)  # also for classes an off dict leaves out
+        self.off = default_off if config.off is None else _per_class(config.off, default_off)
         if np.any(self.off > self.on):
             raise ValueError("off-thresholds must not be above on-thresholds")
         if config.smooth < 1:

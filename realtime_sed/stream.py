@@ -75,23 +75,31 @@ class DetectionStream:
         self.stats = StreamStats()
         self.events: list[Event] = []
 
-    def _infer(self, w: Window) -> WindowResult:
+    def _infer(self, windows: list[Window]) -> list[WindowResult]:
+        """Log-mel per window (in order, reusing frames), then one CNN call for all of them: a
+        large block from a fast file source becomes one batched ONNX Runtime call."""
+        if not windows:
+            return []
         t0 = time.perf_counter()
         if self.classifier.has_logmel_input:
-            probs = self.classifier.predict_logmel(self.features(w.samples, w.start_sample))[0]
+            feats = np.stack([self.features(w.samples, w.start_sample) for w in windows])
+            probs = self.classifier.predict_logmel(feats)
         else:
-            probs = self.classifier.predict_audio(w.samples)[0]
-        infer_ms = (time.perf_counter() - t0) * 1e3
-        level = level_dbfs(w.samples[: w.valid])
-        wall = self.wall_clock(w.start_sample)
-        smoothed, finished = self.detector.update(probs, w.start_s, level, wall)
-        self.stats.windows += 1
-        self.stats.infer_ms.append(infer_ms)
-        for sink in self.sinks:
-            sink.window(self.filename, w.start_s, probs, wall)
-        self._emit(finished)
-        return WindowResult(w.index, w.start_s, w.end_s, wall, probs, smoothed, level, infer_ms,
-                            finished, self.detector.active_events)
+            probs = self.classifier.predict_audio(np.stack([w.samples for w in windows]))
+        infer_ms = (time.perf_counter() - t0) * 1e3 / len(windows)
+        results = []
+        for w, p in zip(windows, probs):
+            level = level_dbfs(w.samples[: w.valid])
+            wall = self.wall_clock(w.start_sample)
+            smoothed, finished = self.detector.update(p, w.start_s, level, wall)
+            self.stats.windows += 1
+            self.stats.infer_ms.append(infer_ms)
+            for sink in self.sinks:
+                sink.window(self.filename, w.start_s, p, wall)
+            self._emit(finished)
+            results.append(WindowResult(w.index, w.start_s, w.end_s, wall, p, smoothed, level,
+                                        infer_ms, finished, self.detector.active_events))
+        return results
 
     def _emit(self, events: list[Event]) -> None:
         for ev in events:
@@ -109,11 +117,11 @@ class DetectionStream:
             self.stats.level_db = level_dbfs(block)
             if peak >= CLIP_LEVEL:
                 self.stats.clipped_blocks += 1
-        return [self._infer(w) for w in self.windower.push(block)]
+        return self._infer(self.windower.push(block))
 
     def finish(self) -> list[WindowResult]:
         """End of stream: the padded last window, then every open event is closed."""
-        results = [self._infer(w) for w in self.windower.flush()]
+        results = self._infer(self.windower.flush())
         closing = self.detector.finish(self.windower.samples_seen / SAMPLE_RATE)
         self._emit(closing)
         if results:
@@ -136,12 +144,18 @@ class DetectionStream:
                         max_seconds is not None and self.stats.audio_s >= max_seconds):
                     ended = False
                     break
+        except BaseException:
+            # A failing source (a microphone unplugged): close and write the events already
+            # detected, without running anything else that might fail too.
+            self._emit(self.detector.finish(self.windower.samples_seen / SAMPLE_RATE))
+            raise
         finally:
-            # Whatever stopped the stream, events already detected are closed and written.
-            for result in self.finish() if ended else []:
+            self.stats.elapsed_s = time.perf_counter() - t0
+        if ended:  # the source ran out: the padded last window, then every open event closes
+            for result in self.finish():
                 if on_window:
                     on_window(result)
-            if not ended:
-                self._emit(self.detector.finish(self.windower.samples_seen / SAMPLE_RATE))
-            self.stats.elapsed_s = time.perf_counter() - t0
+        else:  # stopped: no padded window for audio that was cut short, but events are written
+            self._emit(self.detector.finish(self.windower.samples_seen / SAMPLE_RATE))
+        self.stats.elapsed_s = time.perf_counter() - t0
         return self.stats

@@ -24,7 +24,9 @@ def hop_to_samples(hop_seconds: float) -> int:
         raise ValueError(f"hop must be at least {MIN_HOP_SECONDS} s (got {hop_seconds})")
     if hop_seconds > WINDOW_SAMPLES / SAMPLE_RATE:
         raise ValueError(f"hop must be at most the window, {WINDOW_SAMPLES / SAMPLE_RATE:g} s")
-    return max(1, round(hop_seconds * SAMPLE_RATE / HOP_LENGTH)) * HOP_LENGTH
+    # Whole frames, but never more than fit in the window: 4.0 s would round up past it.
+    frames = min(round(hop_seconds * SAMPLE_RATE / HOP_LENGTH), WINDOW_SAMPLES // HOP_LENGTH)
+    return max(1, frames) * HOP_LENGTH
 
 
 @dataclass

@@ -4,7 +4,11 @@ model, and a helper to run the real CLI in a subprocess."""
 from __future__ import annotations
 
 import os
-import subprocess
+
+# As the CLI does: BLAS threads only slow the runtime's tiny matrix products (set before numpy loads).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import subprocess  # noqa: E402
 import sys
 from pathlib import Path
 
