@@ -63,7 +63,7 @@ def run_listen(args: argparse.Namespace) -> int:
     clf = OnnxClassifier(args.model, threads=args.threads)
     if args.file is None and args.realtime:
         raise SedError("--realtime only applies to --file")
-    if not args.no_tui and sys.stdout.isatty():
+    if not args.no_tui and sys.stdout.isatty() and sys.stderr.isatty():
         from realtime_sed.tui.app import run_dashboard
 
         return run_dashboard(args, clf)

@@ -1,0 +1,314 @@
+"""The Textual dashboard, headless, on real parts: the bundled demo audio, the shipped model, the
+real DetectionStream and JSONL sink. Only the pacing of the file is in the test's hands, so a
+test can act while the stream is mid-way, as it would be with a microphone."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from realtime_sed.app import run_listen
+from realtime_sed.classifier import OnnxClassifier
+from realtime_sed.cli import build_parser
+from realtime_sed.errors import DeviceError, SedError
+from realtime_sed.events import DetectorConfig
+from realtime_sed.sinks import JsonlSink
+from realtime_sed.sources import FileSource
+from realtime_sed.stream import DetectionStream
+from realtime_sed.tui.app import REFRESH_S, SedDashboard, build_dashboard
+from realtime_sed.tui.screens import HelpScreen, StreamErrorScreen
+from realtime_sed.tui.screenshot import DEMO, held_dashboard, settle
+from realtime_sed.tui.widgets import EventsTable, Notice, ProbabilityBars, StatusBar
+
+MODEL = Path(__file__).resolve().parent.parent / "models" / "convdb.onnx"
+
+
+@pytest.fixture(scope="module")
+def clf() -> OnnxClassifier:
+    return OnnxClassifier(MODEL)
+
+
+class PacedFileSource(FileSource):
+    """The real file source, but each block waits for the test's go-ahead. `idle` is set while
+    it waits with nothing let through, that is once the stream has processed every block
+    released so far (or the file has ended)."""
+
+    def __init__(self, path, stop: threading.Event):
+        super().__init__(path, stop=stop)
+        self._allowance = 0
+        self._cond = threading.Condition()
+        self.idle = threading.Event()
+        self.closed = False
+
+    def release(self, blocks: int) -> None:
+        with self._cond:
+            self._allowance += blocks
+            self.idle.clear()
+            self._cond.notify_all()
+
+    def blocks(self):
+        for block in super().blocks():
+            with self._cond:
+                while self._allowance == 0 and not self.stop.is_set():
+                    self.idle.set()
+                    self._cond.wait(0.05)
+                if self.stop.is_set():
+                    return
+                self._allowance -= 1
+            yield block
+        self.idle.set()
+
+    def close(self) -> None:
+        super().close()
+        self.closed = True
+
+
+class UnpluggedSource(FileSource):
+    """A real file whose input dies after `after` blocks, raising what MicSource raises when a
+    microphone is unplugged."""
+
+    def __init__(self, path, after: int, stop: threading.Event):
+        super().__init__(path, stop=stop)
+        self.after = after
+
+    def blocks(self):
+        for i, block in enumerate(super().blocks()):
+            if i == self.after:
+                raise DeviceError("input device 'USB Microphone' stopped delivering audio (disconnected?)")
+            yield block
+
+
+def dashboard(clf, source, events: Path | None = None, windows: bool = False, **kw) -> SedDashboard:
+    sink = JsonlSink(events, windows=windows) if events else None
+    stream = DetectionStream(clf, 0.5, DetectorConfig.from_card(clf.thresholds), [sink] if sink else [],
+                             source.description, source.wall_time_at)
+    return SedDashboard(source, stream, stop=source.stop, events_path=str(events) if events else None,
+                        show_timing=False, **kw)
+
+
+async def until(pilot, condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the dashboard"
+        await pilot.pause(0.02)
+
+
+async def settled(pilot, source: PacedFileSource) -> None:
+    """Every released block has gone through the stream, and every window is on screen."""
+    app = pilot.app
+    await until(pilot, lambda: source.idle.is_set() and app.state.windows == app.stream.stats.windows)
+    await pilot.pause(2 * REFRESH_S)
+
+
+def logged(path: Path, kind: str = "event") -> list[dict]:
+    return [r for r in map(json.loads, path.read_text().splitlines()) if r["type"] == kind]
+
+
+def bar_values(app) -> list[float]:
+    return list(app.query_one(ProbabilityBars).values)
+
+
+# ----------------------------------------------------------------------------- streaming
+
+
+@pytest.mark.parametrize("label", ["jackhammer", "drilling"])
+async def test_clip_updates_bars_and_events(clf, clip_file, tmp_path, label):
+    events = tmp_path / "events.jsonl"
+    source = FileSource(clip_file(label), stop=threading.Event())
+    app = dashboard(clf, source, events)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.end_reason is not None)
+        await pilot.pause(2 * REFRESH_S)
+        stream = app.stream
+        assert stream.stats.windows == app.state.windows > 0
+        # the bars are the stream's own smoothed probabilities, not numbers of the dashboard's
+        assert bar_values(app) == [float(p) for p in app.state.latest.smoothed]
+        assert max(bar_values(app)) > 0.5
+        assert app.query_one(ProbabilityBars).top_class == label
+        rows = app.query_one(EventsTable).shown
+        assert [r[2] for r in rows] == [ev.label for ev in reversed(stream.events)]
+        assert label in [r[2] for r in rows]
+        # a file ended: the dashboard says so and waits for q
+        assert app.end_reason == "end"
+        assert "end of file" in str(app.query_one(Notice).message)
+        assert app.query_one(StatusBar).state == "ended"
+        await pilot.pause(0.3)
+        assert app.is_running
+        await pilot.press("q")
+    assert app.return_code == 0
+    assert app.stream_thread is not None and app.stream_thread != threading.current_thread().name
+    assert source.reader._file.closed
+    assert [e["label"] for e in logged(events)] == [ev.label for ev in stream.events]
+
+
+async def test_same_events_as_headless_listen(clf, clip_file, tmp_path, capsys):
+    """The CLI entry's dashboard and `listen --no-tui` log the same events for the same file."""
+    clip = clip_file("dog_bark")
+    headless, tui = tmp_path / "headless.jsonl", tmp_path / "tui.jsonl"
+    parser = build_parser()
+    assert run_listen(parser.parse_args(["listen", "--file", str(clip), "--events", str(headless),
+                                         "--model", str(MODEL), "--no-tui"])) == 0
+    args = parser.parse_args(["listen", "--file", str(clip), "--events", str(tui), "--model", str(MODEL)])
+    app = build_dashboard(args, clf)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.end_reason is not None)
+        await pilot.pause(2 * REFRESH_S)
+        rows = app.query_one(EventsTable).shown
+        await pilot.press("q")
+    assert logged(headless) and logged(tui) == logged(headless)
+    assert [r[2] for r in reversed(rows)] == [e["label"] for e in logged(headless)]
+
+
+def test_events_to_stdout_is_refused(clf, clip_file):
+    args = build_parser().parse_args(["listen", "--file", str(clip_file("dog_bark")), "--events", "-"])
+    with pytest.raises(SedError, match="--no-tui"):
+        build_dashboard(args, clf)
+
+
+async def test_refresh_is_throttled_off_the_ui_thread(clf, clip_file):
+    """A fast replay produces windows far quicker than the display's 10 Hz: redraws are bounded by
+    the timer, not by the number of windows."""
+    source = FileSource(clip_file("jackhammer", seconds=20), stop=threading.Event())
+    app = dashboard(clf, source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        t0 = time.monotonic()
+        await until(pilot, lambda: app.end_reason is not None)
+        elapsed = time.monotonic() - t0
+        await pilot.press("q")
+    assert app.state.windows == app.stream.stats.windows > 30
+    assert app.redraws <= elapsed / REFRESH_S + 3
+    assert app.stream_thread != threading.current_thread().name
+
+
+# ----------------------------------------------------------------------------- keys
+
+
+async def test_quit_mid_stream_closes_everything_and_logs_active_events(clf, clip_file, tmp_path):
+    events = tmp_path / "events.jsonl"
+    source = PacedFileSource(clip_file("jackhammer", seconds=30), threading.Event())
+    app = dashboard(clf, source, events)
+    async with app.run_test(size=(80, 24)) as pilot:
+        source.release(45)  # about 8 s of audio
+        await settled(pilot, source)
+        live = [r for r in app.query_one(EventsTable).shown if r[-1]]
+        assert [r[2] for r in live] == ["jackhammer"]
+        assert logged(events) == []  # still in progress: not in the log yet
+        await pilot.press("q")
+    assert app.return_code == 0
+    assert source.stop.is_set() and source.closed
+    on_disk = logged(events)
+    assert [e["label"] for e in on_disk] == [ev.label for ev in app.stream.events]
+    assert "jackhammer" in [e["label"] for e in on_disk]
+    jackhammer = next(e for e in on_disk if e["label"] == "jackhammer")
+    assert jackhammer["offset"] >= 7.0  # closed where the stream stopped, not where it was last drawn
+
+
+async def test_pause_freezes_display_while_audio_and_log_go_on(clf, clip_file, tmp_path):
+    events = tmp_path / "events.jsonl"
+    source = PacedFileSource(clip_file("jackhammer", seconds=30), threading.Event())
+    app = dashboard(clf, source, events, windows=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        source.release(25)
+        await settled(pilot, source)
+        before_bars, before_rows = bar_values(app), app.query_one(EventsTable).shown
+        windows_logged = len(logged(events, "window"))
+
+        await pilot.press("p")
+        assert app.paused and app.query_one(StatusBar).state == "paused"
+        source.release(40)
+        await settled(pilot, source)
+        assert app.stream.stats.windows > windows_logged  # audio kept flowing
+        assert len(logged(events, "window")) == app.stream.stats.windows > windows_logged
+        assert bar_values(app) == before_bars  # but the display stood still
+        assert app.query_one(EventsTable).shown == before_rows
+
+        await pilot.press("p")
+        await pilot.pause(2 * REFRESH_S)
+        assert not app.paused and app.query_one(StatusBar).state == "live"
+        assert bar_values(app) == [float(p) for p in app.state.latest.smoothed]
+        rows = app.query_one(EventsTable).shown
+        assert rows != before_rows and float(rows[0][4].split()[0]) > float(before_rows[0][4].split()[0])
+        await pilot.press("q")
+
+
+async def test_clear_empties_the_table_not_the_log(clf, clip_file, tmp_path):
+    events = tmp_path / "events.jsonl"
+    source = FileSource(clip_file("jackhammer"), stop=threading.Event())
+    app = dashboard(clf, source, events)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.end_reason is not None)
+        await pilot.pause(2 * REFRESH_S)
+        assert app.query_one(EventsTable).row_count > 0
+        await pilot.press("c")
+        assert app.query_one(EventsTable).row_count == 0
+        await pilot.press("q")
+    assert len(logged(events)) == len(app.stream.events) > 0
+
+
+async def test_help_opens_closes_and_q_still_quits(clf, clip_file):
+    source = PacedFileSource(clip_file("dog_bark"), threading.Event())
+    app = dashboard(clf, source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("question_mark")
+        await pilot.press("q")
+    assert app.return_code == 0 and source.stop.is_set()
+
+
+async def test_unplugged_input_shows_a_message_not_a_traceback(clf, clip_file, tmp_path):
+    events = tmp_path / "events.jsonl"
+    source = UnpluggedSource(clip_file("jackhammer", seconds=20), after=50, stop=threading.Event())
+    app = dashboard(clf, source, events)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, StreamErrorScreen))
+        assert "stopped delivering audio" in app.error
+        assert app.query_one(StatusBar).state == "failed"
+        assert app.is_running
+        await pilot.press("q")
+    assert app.return_code == 2
+    # the stream closed the event in progress when the input died, and it reached the log
+    assert "jackhammer" in [e["label"] for e in logged(events)]
+
+
+# ----------------------------------------------------------------------------- snapshots
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+def test_snapshot_mid_stream(clf, snap_compare, size):
+    assert snap_compare(held_dashboard(clf, show_timing=False), terminal_size=size, run_before=settle)
+
+
+def test_snapshot_help(clf, snap_compare):
+    assert snap_compare(held_dashboard(clf, hold_at_s=10, show_timing=False), press=["question_mark"],
+                        run_before=settle)
+
+
+def test_snapshot_input_lost(clf, snap_compare):
+    stop = threading.Event()
+    source = UnpluggedSource(DEMO, after=80, stop=stop)
+    stream = DetectionStream(clf, 0.5, DetectorConfig.from_card(clf.thresholds), (), source.description)
+    app = SedDashboard(source, stream, stop=stop, show_timing=False, events_path="events.jsonl")
+
+    async def failed(pilot) -> None:
+        await until(pilot, lambda: isinstance(app.screen, StreamErrorScreen))
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, run_before=failed)
+
+
+def test_history_spans_a_minute_whatever_the_hop(clf):
+    for hop in (0.1, 0.5, 1.0):
+        stream = DetectionStream(clf, hop)
+        source = FileSource(DEMO)
+        state = SedDashboard(source, stream).state
+        source.close()
+        assert abs(state.history.maxlen * stream.hop_s - 60.0) <= stream.hop_s
+        assert np.isnan(state.history_matrix()).all()  # no window yet: an empty strip, not zeros
