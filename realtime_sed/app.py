@@ -14,7 +14,7 @@ from realtime_sed.constants import CLASSES
 from realtime_sed.errors import AudioError, SedError
 from realtime_sed.events import DetectorConfig, Event
 from realtime_sed.sinks import JsonlSink, make_sink
-from realtime_sed.sources import FileSource, MicSource, input_devices
+from realtime_sed.sources import FileSource, MicSource, input_devices, prefetched
 from realtime_sed.stream import DetectionStream, WindowResult
 
 DEMO_FILE = Path(__file__).resolve().parent.parent / "demo" / "urban-demo.ogg"
@@ -34,9 +34,10 @@ def detector_config(args: argparse.Namespace, clf: OnnxClassifier) -> DetectorCo
 
 
 def make_stream(args: argparse.Namespace, clf: OnnxClassifier, sinks=(), filename: str = "",
-                wall_clock=None) -> DetectionStream:
+                wall_clock=None, pipeline: bool = False) -> DetectionStream:
     try:
-        return DetectionStream(clf, args.hop, detector_config(args, clf), sinks, filename, wall_clock)
+        return DetectionStream(clf, args.hop, detector_config(args, clf), sinks, filename, wall_clock,
+                               pipeline)
     except ValueError as exc:
         raise SedError(str(exc)) from None
 
@@ -116,16 +117,17 @@ def run_classify(args: argparse.Namespace) -> int:
 
 def classify_file(path: str, args: argparse.Namespace, clf: OnnxClassifier, sink) -> list[Event]:
     source = FileSource(path, realtime=False, block_size=args.block_size)
-    stream = make_stream(args, clf, [sink], Path(path).name)
+    stream = make_stream(args, clf, [sink], Path(path).name, pipeline=True)
     show = not args.quiet and source.duration_s >= PROGRESS_MIN_SECONDS and sys.stderr.isatty()
+    blocks = prefetched(source.blocks())
     if not show:
-        stream.run(source.blocks())
+        stream.run(blocks)
         return stream.events
     from rich.progress import Progress
 
     with Progress(transient=True) as progress:
         task = progress.add_task(Path(path).name, total=source.duration_s)
-        stream.run(source.blocks(), lambda r: progress.update(task, completed=r.end_s))
+        stream.run(blocks, lambda r: progress.update(task, completed=r.end_s))
     return stream.events
 
 

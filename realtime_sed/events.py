@@ -22,7 +22,8 @@ SILENCE_DBFS = -120.0
 
 def level_dbfs(samples: np.ndarray) -> float:
     """RMS level in dB relative to full scale; digital silence gives SILENCE_DBFS."""
-    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if len(samples) else 0.0
+    x = np.asarray(samples, np.float32)
+    rms = float(np.sqrt(np.dot(x, x) / len(x))) if len(x) else 0.0
     return max(SILENCE_DBFS, 20.0 * np.log10(rms)) if rms > 0 else SILENCE_DBFS
 
 

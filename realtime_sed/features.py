@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
 from realtime_sed.constants import (
     F_MAX,
@@ -61,18 +61,23 @@ def hann_window() -> np.ndarray:
     return (0.5 - 0.5 * np.cos(2.0 * np.pi * n / N_FFT)).astype(np.float32)
 
 
+def _frames(x: np.ndarray, n: int) -> np.ndarray:
+    """n frames of N_FFT samples, HOP_LENGTH apart, as a strided view of contiguous float32 x."""
+    return as_strided(x, shape=(n, N_FFT), strides=(HOP_LENGTH * x.itemsize, x.itemsize), writeable=False)
+
+
 def frames_to_logmel(segments: np.ndarray) -> np.ndarray:
     """[n, N_FFT] raw sample segments -> [n, N_MELS] log-mel in dB."""
     spectrum = np.fft.rfft(segments * hann_window(), axis=-1)
-    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+    power = (np.square(spectrum.real) + np.square(spectrum.imag)).astype(np.float32)
     mel = power @ mel_filterbank()
-    return (10.0 * np.log10(np.maximum(mel, LOG_AMIN))).astype(np.float32)
+    return 10.0 * np.log10(np.maximum(mel, np.float32(LOG_AMIN)))
 
 
 def logmel(window: np.ndarray) -> np.ndarray:
     """[WINDOW_SAMPLES] -> [N_FRAMES, N_MELS]: the whole window at once, no reuse."""
     padded = np.pad(np.asarray(window, np.float32), PAD)
-    return frames_to_logmel(sliding_window_view(padded, N_FFT)[::HOP_LENGTH][:N_FRAMES])
+    return frames_to_logmel(_frames(padded, N_FRAMES))
 
 
 class LogMelFrames:
@@ -83,42 +88,43 @@ class LogMelFrames:
     """
 
     def __init__(self) -> None:
-        self._start: int | None = None  # start sample of the window the cache belongs to
-        self._interior: np.ndarray | None = None  # [LAST_INTERIOR - FIRST_INTERIOR + 1, N_MELS]
+        self._start: int | None = None  # start sample of the previous window
+        self._last: np.ndarray | None = None  # its log-mel, whose interior frames are reused
         self.frames_computed = 0  # for the benchmark and tests: how much reuse happened
 
     def __call__(self, window: np.ndarray, start_sample: int) -> np.ndarray:
-        window = np.asarray(window, np.float32)
+        window = np.ascontiguousarray(window, np.float32)
         n_interior = LAST_INTERIOR - FIRST_INTERIOR + 1
-        interior = np.empty((n_interior, N_MELS), np.float32)
         reused = 0
         if self._start is not None and start_sample >= self._start:
             shift, rem = divmod(start_sample - self._start, HOP_LENGTH)
             if rem == 0 and shift < n_interior:
                 reused = n_interior - shift
-                interior[:reused] = self._interior[shift:]
-        # Frames FIRST_INTERIOR + reused .. LAST_INTERIOR, all inside the window.
+        # New interior frames (all inside the window) and the edge frames, which see the window's
+        # zero padding and so are per-window, go through one FFT call.
         first = FIRST_INTERIOR + reused
-        if first <= LAST_INTERIOR:
-            lo = first * HOP_LENGTH - PAD
-            hi = LAST_INTERIOR * HOP_LENGTH + PAD
-            segments = sliding_window_view(window[lo:hi], N_FFT)[::HOP_LENGTH]
-            interior[reused:] = frames_to_logmel(segments)
-            self.frames_computed += len(segments)
-        # Edge frames see the window's zero padding, so they are per-window.
-        head = np.zeros(PAD + EDGE * HOP_LENGTH + PAD, np.float32)
-        head[PAD:] = window[: EDGE * HOP_LENGTH + PAD]
+        n_new = LAST_INTERIOR - first + 1
+        head = np.zeros(PAD + (EDGE - 1) * HOP_LENGTH + PAD, np.float32)
+        head[PAD:] = window[: len(head) - PAD]
         tail_start = (LAST_INTERIOR + 1) * HOP_LENGTH - PAD
-        tail = np.zeros(N_FFT + (N_FRAMES - 1 - (LAST_INTERIOR + 1)) * HOP_LENGTH, np.float32)
+        tail = np.zeros((N_FRAMES - 1 - LAST_INTERIOR - 1) * HOP_LENGTH + N_FFT, np.float32)
         tail[: WINDOW_SAMPLES - tail_start] = window[tail_start:]
-        edges = np.concatenate([
-            sliding_window_view(head, N_FFT)[::HOP_LENGTH][:EDGE],
-            sliding_window_view(tail, N_FFT)[::HOP_LENGTH][: N_FRAMES - 1 - LAST_INTERIOR],
+        segments = np.concatenate([
+            _frames(window[first * HOP_LENGTH - PAD :], n_new),
+            _frames(head, EDGE),
+            _frames(tail, N_FRAMES - 1 - LAST_INTERIOR),
         ])
-        edge_mels = frames_to_logmel(edges)
-        self.frames_computed += len(edges)
-        self._start, self._interior = start_sample, interior
-        return np.concatenate([edge_mels[:EDGE], interior, edge_mels[EDGE:]])
+        mels = frames_to_logmel(segments)
+        self.frames_computed += len(segments)
+        out = np.empty((N_FRAMES, N_MELS), np.float32)
+        out[:EDGE] = mels[n_new : n_new + EDGE]
+        if reused:
+            out[FIRST_INTERIOR : FIRST_INTERIOR + reused] = self._last[FIRST_INTERIOR + n_interior - reused :
+                                                                      LAST_INTERIOR + 1]
+        out[first : LAST_INTERIOR + 1] = mels[:n_new]
+        out[LAST_INTERIOR + 1 :] = mels[n_new + EDGE :]
+        self._start, self._last = start_sample, out
+        return out
 
     def reset(self) -> None:
-        self._start = self._interior = None
+        self._start = self._last = None

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from queue import Full, Queue
 
 import numpy as np
 import soxr
@@ -66,6 +67,41 @@ class FileSource:
 
     def close(self) -> None:
         self.reader.close()
+
+
+def prefetched(blocks: Iterator[np.ndarray], depth: int = 4) -> Iterator[np.ndarray]:
+    """Runs a block iterator in a thread, `depth` blocks ahead, so decoding a file (libsndfile and
+    soxr release the GIL) overlaps the log-mel and CNN work of `classify`. Errors come through in
+    order; stopping early lets the reader thread finish."""
+    queue: Queue = Queue(maxsize=depth)
+    done = object()
+    quit_reading = threading.Event()
+
+    def read() -> None:
+        try:
+            for block in blocks:
+                while not quit_reading.is_set():
+                    try:
+                        queue.put(block, timeout=0.1)
+                        break
+                    except Full:
+                        pass
+                if quit_reading.is_set():
+                    return
+            queue.put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            queue.put(exc)
+
+    thread = threading.Thread(target=read, name="prefetch", daemon=True)
+    thread.start()
+    try:
+        while (item := queue.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        quit_reading.set()
+        thread.join()
 
 
 def _sounddevice():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -62,7 +63,7 @@ class StreamStats:
 class DetectionStream:
     def __init__(self, classifier: OnnxClassifier, hop_s: float = 0.5,
                  detector: DetectorConfig | None = None, sinks: Iterable[Sink] = (), filename: str = "",
-                 wall_clock: Callable[[int], float | None] | None = None):
+                 wall_clock: Callable[[int], float | None] | None = None, pipeline: bool = False):
         self.classifier = classifier
         self.hop_samples = hop_to_samples(hop_s)
         self.hop_s = self.hop_samples / SAMPLE_RATE
@@ -74,19 +75,48 @@ class DetectionStream:
         self.wall_clock = wall_clock or (lambda sample: None)
         self.stats = StreamStats()
         self.events: list[Event] = []
+        # Offline (classify) only: live sources want each window's result as soon as possible.
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="cnn") if pipeline else None
+        self._pending: tuple[list[Window], Future] | None = None
 
-    def _infer(self, windows: list[Window]) -> list[WindowResult]:
-        """Log-mel per window (in order, reusing frames), then one CNN call for all of them: a
-        large block from a fast file source becomes one batched ONNX Runtime call."""
-        if not windows:
-            return []
+    def _prepare(self, windows: list[Window]) -> Callable[[], tuple[np.ndarray, float]]:
+        """Log-mel per window, now and in order (frames are reused from the previous window), and
+        the CNN call for all of them as a job: one batched ONNX Runtime call per block."""
         t0 = time.perf_counter()
         if self.classifier.has_logmel_input:
-            feats = np.stack([self.features(w.samples, w.start_sample) for w in windows])
-            probs = self.classifier.predict_logmel(feats)
+            x = np.stack([self.features(w.samples, w.start_sample) for w in windows])
+            model = self.classifier.predict_logmel
         else:
-            probs = self.classifier.predict_audio(np.stack([w.samples for w in windows]))
-        infer_ms = (time.perf_counter() - t0) * 1e3 / len(windows)
+            x = np.stack([w.samples for w in windows])
+            model = self.classifier.predict_audio
+        feature_s = time.perf_counter() - t0
+
+        def job() -> tuple[np.ndarray, float]:
+            t1 = time.perf_counter()
+            probs = model(x)
+            return probs, (feature_s + time.perf_counter() - t1) * 1e3 / len(windows)
+
+        return job
+
+    def _infer(self, windows: list[Window], drain: bool = False) -> list[WindowResult]:
+        """Windows -> results. Pipelined, the CNN of one block runs in a worker thread while the
+        log-mels of the next are computed, and results come one block late (`drain` collects
+        them at the end); the numbers are the same either way."""
+        job = self._prepare(windows) if windows else None
+        if self._executor is None:
+            return self._detect(windows, *job()) if job else []
+        results = []
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            results = self._detect(pending[0], *pending[1].result())
+        if job is not None:
+            self._pending = (windows, self._executor.submit(job))
+        if drain and self._pending is not None:
+            pending, self._pending = self._pending, None
+            results += self._detect(pending[0], *pending[1].result())
+        return results
+
+    def _detect(self, windows: list[Window], probs: np.ndarray, infer_ms: float) -> list[WindowResult]:
         results = []
         for w, p in zip(windows, probs):
             level = level_dbfs(w.samples[: w.valid])
@@ -121,7 +151,7 @@ class DetectionStream:
 
     def finish(self) -> list[WindowResult]:
         """End of stream: the padded last window, then every open event is closed."""
-        results = self._infer(self.windower.flush())
+        results = self._infer(self.windower.flush(), drain=True)
         closing = self.detector.finish(self.windower.samples_seen / SAMPLE_RATE)
         self._emit(closing)
         if results:
@@ -156,6 +186,9 @@ class DetectionStream:
                 if on_window:
                     on_window(result)
         else:  # stopped: no padded window for audio that was cut short, but events are written
+            for result in self._infer([], drain=True):
+                if on_window:
+                    on_window(result)
             self._emit(self.detector.finish(self.windower.samples_seen / SAMPLE_RATE))
         self.stats.elapsed_s = time.perf_counter() - t0
         return self.stats

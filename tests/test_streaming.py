@@ -211,3 +211,18 @@ def test_tsv_output_loads_and_scores_in_sed_eval(tmp_path, demo_audio):
     assert 0.0 <= overall["f_measure"]["f_measure"] <= 1.0
     assert np.isfinite(overall["error_rate"]["error_rate"])
     assert metrics.overall["Nref"] > 0 and metrics.overall["Nsys"] > 0
+
+
+@pytest.mark.parametrize("block_size", [4096, 88200])
+def test_the_live_path_equals_the_pipelined_classify_path(block_size, files, clf, reference):
+    """`listen` runs windows one block at a time in its own thread; `classify` pipelines the CNN
+    in a worker thread one block behind. Same windows, same numbers, same events."""
+    from realtime_sed.sources import FileSource
+    from realtime_sed.stream import DetectionStream
+
+    sink = RecordingSink()
+    stream = DetectionStream(clf, 0.5, sinks=[sink], filename="x", pipeline=False)
+    stream.run(FileSource(files["mono"], block_size=block_size).blocks())
+    assert sink.starts == reference.starts
+    np.testing.assert_allclose(np.array(sink.probs), np.array(reference.probs), rtol=0, atol=STREAM_TOL)
+    assert event_tuples(sink.events) == event_tuples(reference.events)
