@@ -9,7 +9,9 @@ in a JSON file beside it.
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
+import warnings
 from pathlib import Path
 
 import onnx
@@ -45,7 +47,10 @@ class _Probabilities(nn.Module):
 
 def _export(module: nn.Module, example: torch.Tensor, name_in: str, name_out: str) -> onnx.ModelProto:
     batch = torch.export.Dim("batch", min=1, max=1024)
-    with tempfile.TemporaryDirectory() as tmp:
+    # The exporter's chatter (torchvision ops it skips, deprecations) is not about our graph.
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
         path = Path(tmp) / "part.onnx"
         torch.onnx.export(
             module.eval(), (example,), str(path), dynamo=True, opset_version=OPSET,
