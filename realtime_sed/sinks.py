@@ -6,7 +6,6 @@ Every line is flushed as it is written, so a crash or a SIGKILL loses nothing al
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import sys

@@ -14,7 +14,7 @@ import numpy as np
 import soundfile as sf
 
 from realtime_sed.audio import load_audio
-from realtime_sed.constants import CLASSES, SAMPLE_RATE
+from realtime_sed.constants import SAMPLE_RATE
 
 ORDER = ["dog_bark", "siren", "jackhammer", "children_playing", "car_horn", "street_music",
          "drilling", "gun_shot", "engine_idling", "air_conditioner"]
@@ -39,7 +39,6 @@ def main(root: str) -> None:
         picked = sorted(recs[0], key=lambda r: float(r["start"]))[:2]
         clip = np.concatenate([load_audio(root / "audio" / "fold10" / r["slice_file_name"])
                                for r in picked])[: SEGMENT_S * SAMPLE_RATE]
-        row = picked[0]
         audio += [clip, np.zeros(int(GAP_S * SAMPLE_RATE), np.float32)]
         ref.append((t, t + len(clip) / SAMPLE_RATE, name))
         credits += [(r["slice_file_name"], r["fsID"], name) for r in picked]

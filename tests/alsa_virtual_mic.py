@@ -31,7 +31,6 @@ What makes it behave (found with alsa-lib 1.2.8 and PortAudio 19.6):
 from __future__ import annotations
 
 import ctypes.util
-import os
 import select
 import socket
 import sys

@@ -6,7 +6,6 @@ import argparse
 import json
 import shlex
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from train.architectures import ARCHITECTURES, build_cnn, count_trainable
 from train.data import build_cache, cv_folds, read_metadata
 from train.evaluate import compute_metrics, format_report, write_outputs
 from train.export import export_onnx
-from train.loop import TrainConfig, make_split, pick_device, train
+from train.loop import TrainConfig, pick_device, train
 
 
 def command_line() -> str:

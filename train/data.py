@@ -242,10 +242,7 @@ def build_cache(clips: list[Clip], cache_dir: str | Path, progress: bool = True)
         if len(batch) == 64:
             flush()
     flush()
-    logmels.flush()
-    del logmels
-    final = np.load(npz.with_suffix(".tmp.npy"), mmap_mode="r")[: len(kept)]
-    np.save(npz, final)
+    np.save(npz, logmels[: len(kept)])  # without the rows of clips that failed to decode
     npz.with_suffix(".tmp.npy").unlink()
     meta_path.write_text(
         json.dumps({"names": [c.name for c in kept], "lengths": lengths, "failed": failed})

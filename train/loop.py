@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from realtime_sed.constants import HOP_LENGTH, LOG_AMIN, N_FRAMES
 from train.architectures import build_cnn, count_trainable
-from train.data import LogMelCache, Split, build_cache, cv_folds, fold_split, random_split, read_metadata
+from train.data import LogMelCache, Split, build_cache, fold_split, random_split, read_metadata
 
 SILENCE_DB = 10.0 * math.log10(LOG_AMIN)
 
