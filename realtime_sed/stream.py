@@ -177,10 +177,22 @@ class DetectionStream:
         except BaseException:
             # A failing source (a microphone unplugged): close and write the events already
             # detected, without running anything else that might fail too.
+            if self._executor is not None:
+                self._executor.shutdown(cancel_futures=True)
             self._emit(self.detector.finish(self.windower.samples_seen / SAMPLE_RATE))
             raise
         finally:
             self.stats.elapsed_s = time.perf_counter() - t0
+        try:
+            self._close_run(ended, on_window)
+        finally:
+            if self._executor is not None:  # one stream per file in classify: no idle threads left
+                self._executor.shutdown(cancel_futures=True)
+        self.stats.elapsed_s = time.perf_counter() - t0
+        return self.stats
+
+    def _close_run(self, ended: bool, on_window: Callable[[WindowResult], None] | None) -> None:
+        """The end of `run`: every window still in flight reaches `on_window`, every event a sink."""
         if ended:  # the source ran out: the padded last window, then every open event closes
             for result in self.finish():
                 if on_window:
@@ -190,5 +202,3 @@ class DetectionStream:
                 if on_window:
                     on_window(result)
             self._emit(self.detector.finish(self.windower.samples_seen / SAMPLE_RATE))
-        self.stats.elapsed_s = time.perf_counter() - t0
-        return self.stats

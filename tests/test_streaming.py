@@ -226,3 +226,11 @@ def test_the_live_path_equals_the_pipelined_classify_path(block_size, files, clf
     assert sink.starts == reference.starts
     np.testing.assert_allclose(np.array(sink.probs), np.array(reference.probs), rtol=0, atol=STREAM_TOL)
     assert event_tuples(sink.events) == event_tuples(reference.events)
+
+
+def test_classify_leaves_no_worker_threads_behind(files, clf):
+    import threading
+
+    for _ in range(3):
+        classify(files["mono"], clf, 88200)
+    assert not [t for t in threading.enumerate() if t.name.startswith(("cnn", "prefetch"))]
