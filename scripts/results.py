@@ -48,6 +48,24 @@ def table() -> str:
     return note + "\n\n" + "\n".join(rows)
 
 
+def foldwise() -> list[str]:
+    """The honest protocol's runs so far (cards kept in docs/foldwise/)."""
+    lines = ["## Fold-wise protocol (the honest numbers)", "",
+             "Test on one whole fold, train on the others plus the scattered clips of folds 4-9, "
+             "validate on 10% of the training recordings (whole fsIDs), never the test fold.", "",
+             "| model | recipe | test fold | test clips | ACC | F1 macro | best epoch / run |", "|---|---|---|---|---|---|---|"]
+    figures = []
+    for path in sorted((ROOT / "docs" / "foldwise").glob("*.json")):
+        card = json.loads(path.read_text())
+        m, t = card["metrics"]["test"], card["training"]
+        fold = t["split"].split("test fold ")[1].split(",")[0]
+        lines.append(f"| {card['architecture']['name']} | {t['recipe']} | {fold} | {m['n']} | {m['acc']:.3f} | "
+                     f"{m['f1_macro']:.3f} | {t['best_epoch']} / {t['epochs_run']} |")
+        figures.append(f"![{path.stem} confusion](figures/{path.stem}-confusion.png) "
+                       f"![{path.stem} curves](figures/{path.stem}-curves.png)")
+    return lines + [""] + figures + [""]
+
+
 def write() -> None:
     figures = ROOT / "docs" / "figures"
     figures.mkdir(parents=True, exist_ok=True)
@@ -66,6 +84,7 @@ def write() -> None:
                  f"{card['training']['total_training_seconds'] / 60:.0f} min on {card['training']['device']}.", "",
                  f"![{NAMES[key]} confusion matrix](figures/{key}-random-confusion.png)",
                  f"![{NAMES[key]} training curves](figures/{key}-random-curves.png)", ""]
+    body += foldwise()
     (ROOT / "docs" / "results.md").write_text("\n".join(body))
     readme = (ROOT / "README.md").read_text()
     start, end = readme.index(BEGIN) + len(BEGIN), readme.index(END)
