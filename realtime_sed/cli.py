@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validate on this whole fold (default: 10%% of training recordings)")
     p.add_argument("--cv", action="store_true",
                    help="cross-validate: each fold with at least 100 clips is the test fold in turn")
+    p.add_argument("--folds", default=None,
+                   help="with --cv: only these test folds, e.g. 1,3 (run the rest in another process "
+                        "with the same --out; the summary covers every finished fold)")
     p.add_argument("--epochs", type=int, default=None, help="most epochs to train (default 200)")
     p.add_argument("--patience", type=int, default=None,
                    help="stop after this many epochs without a lower validation loss (default 25; 0 = never)")

@@ -1,8 +1,15 @@
-"""Writes the results tables from the model cards in models/ (the source of truth: every number
-there was written by `realtime-sed train`), into README.md and docs/results.md.
+"""Writes the results tables into README.md and docs/results.md. Every number comes from a file
+that `realtime-sed train` wrote; none is typed in by hand.
 
-    python scripts/results.py            # print the table
-    python scripts/results.py --write    # update README.md, docs/results.md and docs/figures/
+Sources, committed under docs/ so the tables can be rebuilt without the run folders:
+  docs/faithful/MODEL.json         the faithful run's card (paper recipe, random 80/10/10 split)
+  docs/foldwise/MODEL-RECIPE.json  a fold-wise cross-validation summary (cv.json of a run folder)
+  models/MODEL.json                the shipped model's card (made by scripts/ship.py)
+With --write, finished runs in runs/ are first copied there (runs/MODEL-random/MODEL.json,
+runs/MODEL-folds-RECIPE/cv.json), with their figures into docs/figures/.
+
+    python scripts/results.py            # print the tables
+    python scripts/results.py --write    # collect from runs/, update README.md and docs/results.md
 """
 
 import json
@@ -11,6 +18,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
 PAPER = {  # Table 2 of the paper: ACC, macro P, R, F1 on 874 test clips of the full dataset
     "conv2d": (0.847, 0.874, 0.858, 0.857),
     "convdf": (0.882, 0.897, 0.889, 0.888),
@@ -18,18 +26,46 @@ PAPER = {  # Table 2 of the paper: ACC, macro P, R, F1 on 874 test clips of the 
     "convdb": (0.914, 0.921, 0.917, 0.917),
 }
 NAMES = {"conv2d": "Conv2D", "convdf": "ConvDF", "convdt": "ConvDT", "convdb": "ConvDB"}
+PAPER_RECIPE = "paper"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 
-def cards() -> dict:
-    return {k: json.loads((ROOT / "models" / f"{k}.json").read_text())
-            for k in NAMES if (ROOT / "models" / f"{k}.json").exists()}
+def load(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
 
 
-def table() -> str:
+def faithful_cards() -> dict:
+    return {k: c for k in NAMES if (c := load(DOCS / "faithful" / f"{k}.json"))}
+
+
+def foldwise_summaries() -> dict:
+    """{(model, recipe_name): summary}, models in Table 2's order, the paper recipe first."""
+    found = {}
+    for path in (DOCS / "foldwise").glob("*.json"):
+        s = json.loads(path.read_text())
+        if "recipe_name" in s:
+            found[(s["model"], s["recipe_name"])] = s
+    order = list(NAMES)
+    return dict(sorted(found.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1] != PAPER_RECIPE,
+                                                      kv[0][1])))
+
+
+def shipped_cards() -> dict:
+    return {k: c for k in NAMES if (c := load(ROOT / "models" / f"{k}.json"))}
+
+
+def mean_std(s: dict, key: str = "acc") -> str:
+    return f"{s[f'{key}_mean']:.3f} ± {s[f'{key}_std']:.3f}"
+
+
+def folds_note(s: dict) -> str:
+    return "" if len(s["folds"]) == 4 else f" ({len(s['folds'])} of 4 folds: {', '.join(s['folds'])})"
+
+
+def faithful_table() -> str:
     rows = ["| model | trainable params | ACC | P macro | R macro | F1 macro | paper ACC / P / R / F1 | best epoch / run | s per epoch |",
             "|---|---|---|---|---|---|---|---|---|"]
-    found = cards()
+    found = faithful_cards()
     for key, name in NAMES.items():
         paper = " / ".join(f"{v:.3f}" for v in PAPER[key])
         if key not in found:
@@ -41,58 +77,112 @@ def table() -> str:
                     f"{m['precision_macro']:.3f} | {m['recall_macro']:.3f} | {m['f1_macro']:.3f} | {paper} | "
                     f"{t['best_epoch']} / {t['epochs_run']} | {t['seconds_per_epoch_median']:.0f} |")
     n = {c["metrics"]["test"]["n"] for c in found.values()}
-    note = (f"Faithful recipe, the paper's random 80/10/10 split (seed 0) of the 2,625 clips we have "
-            f"(30% of UrbanSound8K): **{', '.join(map(str, sorted(n))) or '~263'} test clips**, against the "
-            "paper's 874 on the full set. The random split lets slices of one recording fall on both sides, "
-            "which inflates these scores (see the dataset authors' warning).")
+    note = (f"**Faithful reproduction**: the paper's recipe and random 80/10/10 split (seed 0) of the 2,625 "
+            f"clips we have (30% of UrbanSound8K): **{', '.join(map(str, sorted(n))) or '~263'} test clips**, "
+            "against the paper's 874 on the full set. The random split lets slices of one recording fall on "
+            "both sides, which inflates these scores (the dataset authors warn against it).")
     return note + "\n\n" + "\n".join(rows)
 
 
-def foldwise() -> list[str]:
-    """The honest protocol's runs so far (cards kept in docs/foldwise/)."""
-    lines = ["## Fold-wise protocol (the honest numbers)", "",
-             "Test on one whole fold, train on the others plus the scattered clips of folds 4-9, "
-             "validate on 10% of the training recordings (whole fsIDs), never the test fold.", "",
-             "| model | recipe | test fold | test clips | ACC | F1 macro | best epoch / run |", "|---|---|---|---|---|---|---|"]
-    figures = []
-    for path in sorted((ROOT / "docs" / "foldwise").glob("*.json")):
-        card = json.loads(path.read_text())
-        m, t = card["metrics"]["test"], card["training"]
-        fold = t["split"].split("test fold ")[1].split(",")[0]
-        lines.append(f"| {card['architecture']['name']} | {t['recipe']} | {fold} | {m['n']} | {m['acc']:.3f} | "
-                     f"{m['f1_macro']:.3f} | {t['best_epoch']} / {t['epochs_run']} |")
-        figures.append(f"![{path.stem} confusion](figures/{path.stem}-confusion.png) "
-                       f"![{path.stem} curves](figures/{path.stem}-curves.png)")
-    return lines + [""] + figures + [""]
+def side_by_side_table() -> str:
+    """Per model: the faithful recipe and the improved one, both under the honest protocol."""
+    faithful, folds, shipped = faithful_cards(), foldwise_summaries(), shipped_cards()
+    rows = ["| model | faithful: random-split ACC | faithful: fold-wise ACC | gap | improved recipe | "
+            "improved: fold-wise ACC | shipped `models/` file |",
+            "|---|---|---|---|---|---|---|"]
+    for key, name in NAMES.items():
+        rand = faithful.get(key, {}).get("metrics", {}).get("test", {}).get("acc")
+        paper = folds.get((key, PAPER_RECIPE))
+        improved = [s for (m, r), s in folds.items() if m == key and r != PAPER_RECIPE]
+        best = max(improved, key=lambda s: (len(s["folds"]), s["acc_mean"]), default=None)
+        card = shipped.get(key)
+        shipped_txt = "—"
+        if card:
+            shipped_txt = f"{card['training']['recipe']}; {card['training']['split']}"
+        gap = f"{rand - paper['acc_mean']:+.3f}" if paper and rand is not None else ""
+        rows.append(
+            f"| {name} | {f'{rand:.3f}' if rand is not None else 'not yet'} | "
+            f"{mean_std(paper) + folds_note(paper) if paper else 'not yet'} | {gap} | "
+            f"{best['recipe'] if best else 'not yet'} | "
+            f"{mean_std(best) + folds_note(best) if best else 'not yet'} | {shipped_txt} |")
+    return ("**Faithful vs improved**, fold-wise: test on one whole fold (1, 2, 3, 10 in turn), train on "
+            "the others plus the scattered clips of folds 4-9. The gap is how much the random split "
+            "flatters the faithful recipe.\n\n" + "\n".join(rows))
+
+
+def foldwise_table() -> str:
+    rows = ["| model | recipe | ACC mean ± std | F1 macro mean ± std | fold 1 | fold 2 | fold 3 | fold 10 | "
+            "best epochs | training time |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for (key, recipe), s in foldwise_summaries().items():
+        per_fold = [f"{s['folds'][f]['acc']:.3f}" if f in s["folds"] else "" for f in ("1", "2", "3", "10")]
+        epochs = ", ".join(f"{v['best_epoch']}/{v['epochs_run']}" for v in s["folds"].values())
+        rows.append(f"| {NAMES[key]} | {recipe}: {s['recipe']} | {mean_std(s)} | {mean_std(s, 'f1_macro')} | "
+                    + " | ".join(per_fold) + f" | {epochs} | {s['training_seconds'] / 3600:.1f} h |")
+    clips = {}
+    for s in foldwise_summaries().values():
+        clips.update({f: v["test_clips"] for f, v in s["folds"].items()})
+    sizes = ", ".join(f"fold {f}: {n}" for f, n in sorted(clips.items(), key=lambda kv: int(kv[0])))
+    return (f"**Fold-wise protocol** (test clips: {sizes}; validation: 10% of the training recordings, "
+            "whole fsIDs, never the test fold). Std is over folds; best epochs are best/run per fold.\n\n"
+            + "\n".join(rows))
+
+
+def collect() -> None:
+    """Copies finished runs' cards, summaries and figures from runs/ into docs/."""
+    figures = DOCS / "figures"
+    for sub in ("faithful", "foldwise", "figures"):
+        (DOCS / sub).mkdir(parents=True, exist_ok=True)
+    for key in NAMES:
+        run = ROOT / "runs" / f"{key}-random"
+        if (run / f"{key}.json").exists():
+            shutil.copy(run / f"{key}.json", DOCS / "faithful" / f"{key}.json")
+            for fig in ("confusion", "curves"):
+                shutil.copy(run / f"{fig}.png", figures / f"{key}-random-{fig}.png")
+    for cv in (ROOT / "runs").glob("*-folds-*/cv.json"):
+        name = cv.parent.name.replace("-folds-", "-")
+        shutil.copy(cv, DOCS / "foldwise" / f"{name}.json")
+        shutil.copy(cv.parent / "confusion.png", figures / f"{name}-folds-confusion.png")
 
 
 def write() -> None:
-    figures = ROOT / "docs" / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
-    body = ["# Results", "", table(), ""]
-    for key, card in cards().items():
-        run = ROOT / "runs" / f"{key}-random"
-        for fig in ("confusion", "curves"):
-            if (run / f"{fig}.png").exists():
-                shutil.copy(run / f"{fig}.png", figures / f"{key}-random-{fig}.png")
-        m = card["metrics"]["test"]
-        body += [f"## {NAMES[key]}", "",
+    collect()
+    body = ["# Results", "", side_by_side_table(), "", faithful_table(), ""]
+    for key, card in faithful_cards().items():
+        m, t = card["metrics"]["test"], card["training"]
+        body += [f"## {NAMES[key]}, faithful", "",
                  f"Command: `{card['command']}`", "",
                  f"Test ACC {m['acc']:.3f}, macro P/R/F1 {m['precision_macro']:.3f} / {m['recall_macro']:.3f} / "
                  f"{m['f1_macro']:.3f}, micro F1 {m['f1_micro']:.3f} on {m['n']} clips. Training: "
-                 f"{card['training']['epochs_run']} epochs (best {card['training']['best_epoch']}), "
-                 f"{card['training']['total_training_seconds'] / 60:.0f} min on {card['training']['device']}.", "",
+                 f"{t['epochs_run']} epochs (best {t['best_epoch']}), "
+                 f"{t['total_training_seconds'] / 60:.0f} min on {t['device']}.", "",
                  f"![{NAMES[key]} confusion matrix](figures/{key}-random-confusion.png)",
                  f"![{NAMES[key]} training curves](figures/{key}-random-curves.png)", ""]
-    body += foldwise()
-    (ROOT / "docs" / "results.md").write_text("\n".join(body))
+    body += ["## Fold-wise", "", foldwise_table(), ""]
+    for (key, recipe), s in foldwise_summaries().items():
+        body += [f"### {NAMES[key]}, {recipe} recipe", "",
+                 f"Recipe: {s['recipe']}. Commands: " + "; ".join(
+                     f"`{c}`" for c in sorted({v['command'] for v in s['folds'].values()})), "",
+                 f"![{NAMES[key]} {recipe} pooled confusion](figures/{key}-{recipe}-folds-confusion.png)", ""]
+    shipped = shipped_cards()
+    if shipped:
+        body += ["## Shipped models", "", "| file | recipe | training data | epochs | s per epoch | total |",
+                 "|---|---|---|---|---|---|"]
+        for key, card in shipped.items():
+            t = card["training"]
+            body.append(f"| models/{key}.onnx | {t['recipe']} | {t['split']}, {t['train_clips']} clips | "
+                        f"{t['epochs_run']} | {t['seconds_per_epoch_median']:.0f} | "
+                        f"{t['total_training_seconds'] / 60:.0f} min |")
+        body.append("")
+    (DOCS / "results.md").write_text("\n".join(body))
     readme = (ROOT / "README.md").read_text()
     start, end = readme.index(BEGIN) + len(BEGIN), readme.index(END)
-    (ROOT / "README.md").write_text(readme[:start] + "\n" + table() + "\n" + readme[end:])
+    block = "\n\n".join([side_by_side_table(), faithful_table(), foldwise_table()])
+    (ROOT / "README.md").write_text(readme[:start] + "\n" + block + "\n" + readme[end:])
 
 
 if __name__ == "__main__":
     if "--write" in sys.argv:
         write()
     else:
-        sys.stdout.write(table() + "\n")
+        sys.stdout.write("\n\n".join([side_by_side_table(), faithful_table(), foldwise_table()]) + "\n")

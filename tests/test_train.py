@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import onnxruntime as ort
@@ -13,10 +16,12 @@ import soundfile as sf
 import soxr
 import torch
 
+from realtime_sed.classifier import OnnxClassifier
 from realtime_sed.constants import CLASSES, WINDOW_SAMPLES
 from realtime_sed.errors import DataError
-from tests.conftest import DEMO_REFERENCE, SHARED_DATA, needs_data, run_cli
+from tests.conftest import DEMO_REFERENCE, REPO, SHARED_DATA, needs_data, run_cli
 from train.architectures import ARCHITECTURES, ExportModel, build_cnn, count_trainable, layer_shapes
+from train.commands import summarize_cv
 from train.data import build_cache, cv_folds, fold_split, random_split, read_metadata
 
 # Table 1, row by row: (time, freq, channels) after each layer.
@@ -192,6 +197,30 @@ def test_train_resume_export_and_onnx_matches_torch_on_real_audio(tiny_dataset, 
                  "--test-fold", "1", "--out", tmp_path / "eval")
     assert ev.returncode == 0, ev.stderr
     assert "ACC" in ev.stdout and (tmp_path / "eval" / "confusion.png").exists()
+
+    # A cross-validation folder (OUT/foldK) is summarized over its finished folds, and ship.py puts
+    # the run into a models folder with the fold-wise summary in its card, weights unchanged.
+    shutil.copytree(out, tmp_path / "convdt-folds-paper" / "fold1")
+    summary = summarize_cv(tmp_path / "convdt-folds-paper")
+    assert list(summary["folds"]) == [1] and summary["acc_mean"] == pytest.approx(metrics["acc"])
+    assert summary["recipe_name"] == "paper" and summary["folds"][1]["command"] == card["command"]
+    assert sum(map(sum, summary["confusion_pooled"])) == metrics["n"]
+    assert (tmp_path / "convdt-folds-paper" / "confusion.png").exists()
+    shipped = subprocess.run([sys.executable, REPO / "scripts" / "ship.py", "convdt", "--run", out, "--foldwise",
+                              tmp_path / "convdt-folds-paper" / "cv.json", "--out", tmp_path / "models"],
+                             capture_output=True, text=True)
+    assert shipped.returncode == 0, shipped.stderr
+    clf = OnnxClassifier(str(tmp_path / "models" / "convdt.onnx"))
+    assert clf.card["foldwise"]["acc_mean"] == pytest.approx(metrics["acc"])
+    assert clf.card["commands"]["this_model"] == card["command"]
+    assert np.allclose(clf.predict_audio(batch), got, atol=1e-6)
+
+
+def test_cv_folds_must_be_folds_with_enough_clips(tiny_dataset, tmp_path):
+    result = run_cli("train", "--cv", "--folds", "1", "--data", tiny_dataset, "--out", tmp_path / "cv",
+                     "--cache-dir", tmp_path / "cache", "--quiet")
+    assert result.returncode == 2 and "--folds 1: give test folds with at least 100 clips" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 @needs_data

@@ -15,8 +15,9 @@ import torch
 from realtime_sed.constants import CLASSES
 from train.architectures import ARCHITECTURES, build_cnn, count_trainable
 from train.data import build_cache, cv_folds, read_metadata
-from train.evaluate import compute_metrics, format_report, write_outputs
+from train.evaluate import compute_metrics, format_report, plot_confusion, write_outputs
 from train.export import export_onnx
+from realtime_sed.errors import SedError
 from train.loop import TrainConfig, pick_device, train
 
 
@@ -36,8 +37,6 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         saved = json.loads(saved_path.read_text())
         return TrainConfig(**{**saved, **{k: v for k, v in given.items() if k in RESUMABLE}})
     if args.resume and not args.cv:
-        from realtime_sed.errors import SedError
-
         raise SedError(f"{saved_path}: not found, nothing to resume")
     return TrainConfig(**given)
 
@@ -105,25 +104,73 @@ def finish_run(cfg: TrainConfig, run: Path, command: str) -> dict:
     return metrics
 
 
+def summarize_cv(out: Path) -> dict:
+    """Mean ± std over the finished folds of a cross-validation folder (OUT/foldK/metrics.json),
+    written to OUT/cv.json. Parallel processes that each ran some folds share one summary."""
+    folds = {}
+    pooled = np.zeros((len(CLASSES), len(CLASSES)))  # confusion counts summed over the test folds
+    for run in sorted(out.glob("fold*"), key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 0):
+        if not (run / "metrics.json").exists() or not (run / "run.json").exists():
+            continue
+        metrics = json.loads((run / "metrics.json").read_text())
+        meta = json.loads((run / "run.json").read_text())
+        seconds = [h["seconds"] for h in json.loads((run / "history.json").read_text())]
+        support = np.array([metrics["per_class"][c]["support"] for c in CLASSES])
+        pooled += np.round(np.array(metrics["confusion_normalized"]) * support[:, None])
+        folds[int(run.name[4:])] = {
+            "acc": metrics["acc"], "f1_macro": metrics["f1_macro"], "test_clips": metrics["n"],
+            "best_epoch": meta["best_epoch"], "epochs_run": meta["epochs_run"],
+            "seconds_per_epoch_median": float(np.median(seconds)), "training_seconds": float(np.sum(seconds)),
+            "command": _first_command(run, ""),
+        }
+    if not folds:
+        raise SedError(f"{out}: no finished folds to summarize")
+    cfg = TrainConfig(**json.loads((out / f"fold{next(iter(folds))}" / "config.json").read_text()))
+    acc = np.array([f["acc"] for f in folds.values()])
+    f1 = np.array([f["f1_macro"] for f in folds.values()])
+    summary = {
+        "model": cfg.model, "recipe": cfg.recipe, "recipe_name": out.name.split("-folds-")[-1],
+        "folds": folds, "acc_mean": float(acc.mean()), "acc_std": float(acc.std(ddof=0)),
+        "f1_macro_mean": float(f1.mean()), "f1_macro_std": float(f1.std(ddof=0)),
+        "best_epoch_median": float(np.median([f["best_epoch"] for f in folds.values()])),
+        "training_seconds": float(sum(f["training_seconds"] for f in folds.values())),
+        "config": {k: v for k, v in asdict(cfg).items()
+                   if k not in ("cache_dir", "out", "test_fold", "device", "threads")},
+    }
+    summary["confusion_pooled"] = pooled.astype(int).tolist()
+    (out / "cv.json").write_text(json.dumps(summary, indent=1))
+    normalized = pooled / np.maximum(pooled.sum(axis=1, keepdims=True), 1)
+    plot_confusion({"confusion_normalized": normalized.tolist()}, out / "confusion.png",
+                   f"{ARCHITECTURES[cfg.model].name}, test folds {', '.join(map(str, folds))} pooled, "
+                   f"{summary['recipe_name']} recipe")
+    return summary
+
+
 def run_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     command = command_line()
     if args.cv:
         clips, _ = read_metadata(cfg.data)
         folds = cv_folds(clips)
+        if args.folds:
+            wanted = [int(f) for f in args.folds.split(",") if f.strip().isdigit()]
+            if not wanted or set(wanted) - set(folds):
+                raise SedError(f"--folds {args.folds}: give test folds with at least 100 clips "
+                               f"(folds here: {', '.join(map(str, folds))})")
+            folds = wanted
         print(f"cross-validation over folds {folds} (folds with at least 100 clips)")
-        accs = {}
         for fold in folds:
             fcfg = TrainConfig(**{**asdict(cfg), "split": "fold", "test_fold": fold,
                                   "out": str(Path(cfg.out) / f"fold{fold}")})
+            Path(fcfg.out).mkdir(parents=True, exist_ok=True)
+            if not (Path(fcfg.out) / "command.txt").exists():
+                (Path(fcfg.out) / "command.txt").write_text(command + "\n")
             run = train(fcfg, resume=args.resume and (Path(fcfg.out) / "last.pt").exists(),
                         progress=not args.quiet)
-            accs[fold] = finish_run(fcfg, run, command)["acc"]
-        values = np.array(list(accs.values()))
-        summary = {"folds": accs, "mean": float(values.mean()), "std": float(values.std(ddof=0))}
-        (Path(cfg.out) / "cv.json").write_text(json.dumps(summary, indent=1))
-        print(f"fold-wise ACC {summary['mean']:.3f} ± {summary['std']:.3f}  "
-              + "  ".join(f"fold {k}: {v:.3f}" for k, v in accs.items()))
+            finish_run(fcfg, run, _first_command(run, command))
+        summary = summarize_cv(Path(cfg.out))
+        print(f"fold-wise ACC {summary['acc_mean']:.3f} ± {summary['acc_std']:.3f}  "
+              + "  ".join(f"fold {k}: {v['acc']:.3f}" for k, v in summary["folds"].items()))
         return 0
     if not args.resume:
         Path(cfg.out).mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,91 @@
+"""Ships a trained model into models/: its ONNX file, unchanged weights, with a card that gathers
+everything known about the architecture: how this model was trained, the fold-wise accuracy of its
+recipe, and the faithful random-split metrics of the same architecture.
+
+    python scripts/ship.py convdb --run runs/convdb-all-full --foldwise docs/foldwise/convdb-full.json
+    python scripts/ship.py convdt --run runs/convdt-random --foldwise docs/foldwise/convdt-paper.json
+
+`--run` is a run folder made by `realtime-sed train` (it holds MODEL.onnx and MODEL.json);
+`--foldwise` a cross-validation summary (cv.json, copied into docs/foldwise/ by results.py) of the
+same recipe; the faithful card is docs/faithful/MODEL.json. Needs onnx, not torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import onnx
+
+ROOT = Path(__file__).resolve().parent.parent
+CARD_KEY = "realtime_sed.card"
+
+
+def foldwise_section(summary: dict) -> dict:
+    return {
+        "protocol": "each of folds 1, 2, 3, 10 is the test fold in turn; training on the other folds plus "
+                    "the scattered clips of folds 4-9; validation on 10% of the training recordings",
+        "recipe": summary["recipe"],
+        "acc_mean": summary["acc_mean"], "acc_std": summary["acc_std"],
+        "f1_macro_mean": summary["f1_macro_mean"], "f1_macro_std": summary["f1_macro_std"],
+        "best_epoch_median": summary["best_epoch_median"],
+        "folds": {k: {key: v[key] for key in ("acc", "f1_macro", "test_clips", "best_epoch", "epochs_run")}
+                  for k, v in summary["folds"].items()},
+        "training_seconds": summary["training_seconds"],
+        "commands": sorted({v["command"] for v in summary["folds"].values()}),
+    }
+
+
+def faithful_section(card: dict) -> dict:
+    t = card["training"]
+    return {
+        "protocol": f"the paper's: {t['split']}; train {t['train_clips']}, val {t['val_clips']}, "
+                    f"test {t['test_clips']} clips",
+        "recipe": t["recipe"], "metrics": card["metrics"]["test"],
+        "best_epoch": t["best_epoch"], "epochs_run": t["epochs_run"],
+        "seconds_per_epoch_median": t["seconds_per_epoch_median"],
+        "total_training_seconds": t["total_training_seconds"], "command": card["command"],
+    }
+
+
+def ship(model: str, run: Path, foldwise: Path | None, out_dir: Path) -> Path:
+    proto = onnx.load(str(run / f"{model}.onnx"))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    card = json.loads(meta[CARD_KEY])
+    faithful = ROOT / "docs" / "faithful" / f"{model}.json"
+    if faithful.exists():
+        card["faithful_random_split"] = faithful_section(json.loads(faithful.read_text()))
+    if foldwise:
+        summary = json.loads(foldwise.read_text())
+        if summary["model"] != model:
+            raise SystemExit(f"{foldwise}: a summary of {summary['model']}, not {model}")
+        card["foldwise"] = foldwise_section(summary)
+    card["commands"] = {"this_model": card["command"],
+                        **({"foldwise": card["foldwise"]["commands"]} if foldwise else {}),
+                        **({"faithful": card["faithful_random_split"]["command"]}
+                           if "faithful_random_split" in card else {})}
+    for prop in proto.metadata_props:
+        if prop.key == CARD_KEY:
+            prop.value = json.dumps(card)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{model}.onnx"
+    onnx.save(proto, str(path))
+    path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    return path
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", choices=("conv2d", "convdf", "convdt", "convdb"))
+    parser.add_argument("--run", type=Path, required=True, help="run folder with MODEL.onnx")
+    parser.add_argument("--foldwise", type=Path, help="cv.json summary of the same recipe")
+    parser.add_argument("--out", type=Path, default=ROOT / "models")
+    args = parser.parse_args(argv)
+    print(f"shipped {ship(args.model, args.run, args.foldwise, args.out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
