@@ -228,3 +228,23 @@ def test_the_shared_dataset_reads_completely():
     clips, missing = read_metadata(SHARED_DATA)
     assert len(clips) == 2625 and not missing
     assert cv_folds(clips) == [1, 2, 3, 10]
+
+
+def test_final_command_repeats_the_recipe_on_all_clips_for_the_folds_median_best_epoch(tmp_path):
+    sys.path.insert(0, str(REPO / "scripts"))
+    from final import final_command
+
+    from realtime_sed.cli import build_parser
+    from train.loop import TrainConfig
+
+    config = {**TrainConfig(model="convdf", time_shift=True, mix_prob=0.5, schedule="cosine").__dict__}
+    summary = {"model": "convdf", "recipe_name": "shift-mix", "best_epoch_median": 31.5, "config": config}
+    (tmp_path / "cv.json").write_text(json.dumps(summary))
+    command, out = final_command(tmp_path, threads=1)
+    assert command[:2] == ["realtime-sed", "train"] and "--train-on-all" in command
+    assert command[command.index("--epochs") + 1] == "32" and str(out) == "runs/convdf-all-shift-mix"
+    assert "--time-shift" in command and command[command.index("--mix-prob") + 1] == "0.5"
+    assert command[command.index("--schedule") + 1] == "cosine"
+    assert "--gain-db" not in command and "--spec-masks" not in command and "--label-smoothing" not in command
+    args = build_parser().parse_args(command[1:])  # every flag is one `train` knows
+    assert args.train_on_all and args.epochs == 32 and args.mix_prob == 0.5 and args.threads == 1
