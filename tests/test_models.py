@@ -1,0 +1,43 @@
+"""The shipped models: all four present, each loads in the runtime and carries a card that says how
+it was made (issue: reproduce Table 2). No torch here: this is what a runtime-only install sees."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from realtime_sed.classifier import OnnxClassifier
+from realtime_sed.constants import CLASSES, MODEL_NAMES, SAMPLE_RATE, WINDOW_SAMPLES
+from tests.conftest import REPO
+
+TABLE1_PARAMS = {"conv2d": 93_656, "convdf": 93_656, "convdt": 87_258, "convdb": 96_856}  # as printed
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_each_model_is_shipped_with_a_card_that_says_how_it_was_made(name):
+    path = REPO / "models" / f"{name}.onnx"
+    assert path.exists(), f"models/{name}.onnx is not shipped"
+    clf = OnnxClassifier(name)
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert clf.card == card  # the JSON beside the model is the card inside it
+    arch = card["architecture"]
+    assert arch["table1_parameters"] == TABLE1_PARAMS[name]
+    # ConvDT: Table 1 prints 87,258, its own flatten size of 800 gives 87,256 (see the card's note).
+    assert arch["trainable_parameters"] == TABLE1_PARAMS[name] - (2 if name == "convdt" else 0)
+    assert card["classes"] == list(CLASSES) and card["sample_rate"] == SAMPLE_RATE
+    training = card["training"]
+    for key in ("recipe", "data", "clips", "split", "seed", "epochs_run", "seconds_per_epoch_median",
+                "total_training_seconds"):
+        assert training[key] not in (None, ""), key
+    assert card["command"].startswith("realtime-sed train --model " + name)
+    faithful = card["faithful_random_split"]
+    assert faithful["command"].startswith(f"realtime-sed train --model {name} --split random")
+    assert 0.0 < faithful["metrics"]["acc"] <= 1.0 and faithful["metrics"]["n"] > 0
+    if "foldwise" in card:
+        assert card["foldwise"]["recipe"] == training["recipe"]
+        assert 0.0 < card["foldwise"]["acc_mean"] <= 1.0 and card["foldwise"]["commands"]
+
+    probs = clf.predict_audio(np.zeros((1, WINDOW_SAMPLES), np.float32))
+    assert probs.shape == (1, len(CLASSES)) and abs(float(probs.sum()) - 1.0) < 1e-5
