@@ -109,12 +109,15 @@ def random_split(n: int, seed: int) -> Split:
     )
 
 
+VAL_SHARE = 0.1  # fold-wise validation: this share of each class's training clips
+
+
 def fold_split(clips: list[Clip], test_fold: int, seed: int, val_fold: int | None = None) -> Split:
     """The official protocol: test on one fold, train on the rest.
 
     Validation comes from the training folds, never the test fold: a whole fold with `val_fold`,
-    otherwise about 10% of the training recordings (whole fsIDs, so no recording straddles the
-    train/validation line).
+    otherwise about 10% of each class's training clips as whole recordings (fsIDs, so no
+    recording straddles the train/validation line; see `stratified_recordings`).
     """
     folds = {c.fold for c in clips}
     if test_fold not in folds:
@@ -128,20 +131,41 @@ def fold_split(clips: list[Clip], test_fold: int, seed: int, val_fold: int | Non
         train = [i for i in rest if clips[i].fold != val_fold]
         how = f"validation fold {val_fold}"
     else:
-        groups: dict[str, list[int]] = defaultdict(list)
-        for i in rest:
-            groups[clips[i].fsid].append(i)
-        keys = sorted(groups)
-        np.random.default_rng(seed).shuffle(keys)
-        val, target = [], 0.1 * len(rest)
-        for key in keys:
-            if len(val) >= target:
-                break
-            val += groups[key]
+        val = stratified_recordings(clips, rest, VAL_SHARE, seed)
         val_set = set(val)
         train = [i for i in rest if i not in val_set]
-        how = f"validation: 10% of training recordings, seed {seed}"
+        how = f"validation: {VAL_SHARE:.0%} of each class's training clips as whole recordings, seed {seed}"
     return Split(train, val, test, f"fold-wise, test fold {test_fold}, {how}")
+
+
+def stratified_recordings(clips: list[Clip], pool: list[int], share: float, seed: int) -> list[int]:
+    """About `share` of each class's clips in `pool`, taken as whole recordings (fsIDs).
+
+    Why per class and capped: UrbanSound8K recordings give from 1 to 70+ slices each, so drawing
+    recordings at random over all classes can give a validation set that is half one recording
+    and lacks whole classes, and then its loss picks checkpoints badly. A recording that would
+    take a class past 1.5 times its share is skipped, unless the class would otherwise have none.
+    """
+    by_class: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for i in pool:
+        by_class[clips[i].label][clips[i].fsid].append(i)
+    rng = np.random.default_rng(seed)
+    chosen: list[int] = []
+    for label in sorted(by_class):
+        recordings = by_class[label]
+        keys = sorted(recordings)
+        rng.shuffle(keys)
+        target = share * sum(len(v) for v in recordings.values())
+        taken: list[int] = []
+        for key in keys:
+            if len(taken) >= target:
+                break
+            if len(taken) + len(recordings[key]) <= 1.5 * target:
+                taken += recordings[key]
+        if not taken and len(recordings) > 1:  # only big recordings: the smallest one
+            taken = min(recordings.values(), key=len)
+        chosen += taken
+    return sorted(chosen)
 
 
 def cv_folds(clips: list[Clip], min_clips: int = 100) -> list[int]:
