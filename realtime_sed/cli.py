@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="random: the paper's 80/10/10; fold: official fold-wise (needs --test-fold)")
     p.add_argument("--test-fold", type=int, default=None)
     p.add_argument("--val-fold", type=int, default=None,
-                   help="validate on this whole fold (default: 10%% of training recordings)")
+                   help="validate on this whole fold (default: 10%% of each class's training clips, whole recordings)")
     p.add_argument("--cv", action="store_true",
                    help="cross-validate: each fold with at least 100 clips is the test fold in turn")
     p.add_argument("--folds", default=None,

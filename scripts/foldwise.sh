@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The honest protocol (issue: reproduce Table 2): each of folds 1, 2, 3 and 10 in turn is the test
 # fold; training uses the other folds plus the scattered clips of folds 4-9; validation is 10% of
-# the training recordings (whole fsIDs), never the test fold. Resumable like reproduce.sh.
+# each class's training clips as whole recordings (fsIDs), never the test fold. Resumable like
+# reproduce.sh.
 #   bash scripts/foldwise.sh MODEL [RECIPE-NAME RECIPE-FLAGS...]
 #   bash scripts/foldwise.sh convdb
 #   bash scripts/foldwise.sh convdb shift-gain --time-shift --gain-db 6 --epochs 40 --patience 0 --schedule cosine

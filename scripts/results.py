@@ -124,8 +124,8 @@ def foldwise_table() -> str:
     for s in foldwise_summaries().values():
         clips.update({f: v["test_clips"] for f, v in s["folds"].items()})
     sizes = ", ".join(f"fold {f}: {n}" for f, n in sorted(clips.items(), key=lambda kv: int(kv[0])))
-    return (f"**Fold-wise protocol** (test clips: {sizes}; validation: 10% of the training recordings, "
-            "whole fsIDs, never the test fold). Std is over folds; best epochs are best/run per fold.\n\n"
+    return (f"**Fold-wise protocol** (test clips: {sizes}; validation: 10% of each class's training clips, "
+            "whole recordings, never the test fold). Std is over folds; best epochs are best/run per fold.\n\n"
             + "\n".join(rows))
 
 

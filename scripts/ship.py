@@ -26,7 +26,8 @@ CARD_KEY = "realtime_sed.card"
 def foldwise_section(summary: dict) -> dict:
     return {
         "protocol": "each of folds 1, 2, 3, 10 is the test fold in turn; training on the other folds plus "
-                    "the scattered clips of folds 4-9; validation on 10% of the training recordings",
+                    "the scattered clips of folds 4-9; validation on 10% of each class's training clips "
+                    "as whole recordings",
         "recipe": summary["recipe"],
         "acc_mean": summary["acc_mean"], "acc_std": summary["acc_std"],
         "f1_macro_mean": summary["f1_macro_mean"], "f1_macro_std": summary["f1_macro_std"],
