@@ -69,6 +69,13 @@ def finish_run(cfg: TrainConfig, run: Path, command: str) -> dict:
         y = np.array([cache.clips[i].label for i in np.sort(idx)])
         metrics = compute_metrics(y, probs)
         print(format_report(metrics))
+        if (run / "last.pt").exists():  # the last epoch too: how much checkpoint choice matters
+            last = build_cnn(cfg.model, cfg.conv_dropout, cfg.dense_dropout).to(device)
+            last.load_state_dict(torch.load(run / "last.pt", map_location=device, weights_only=True)["model"])
+            last_metrics = compute_metrics(y, predict_logmels(last, cache.logmels[np.sort(idx)], device))
+            metrics["last_epoch"] = {"epoch": meta["epochs_run"], "acc": last_metrics["acc"],
+                                     "f1_macro": last_metrics["f1_macro"]}
+            print(f"last epoch ({meta['epochs_run']}): ACC {last_metrics['acc']:.3f}")
     else:
         metrics = {"note": "trained on all clips: no test part"}
     if metrics.get("n"):
@@ -119,6 +126,7 @@ def summarize_cv(out: Path) -> dict:
         pooled += np.round(np.array(metrics["confusion_normalized"]) * support[:, None])
         folds[int(run.name[4:])] = {
             "acc": metrics["acc"], "f1_macro": metrics["f1_macro"], "test_clips": metrics["n"],
+            "acc_last_epoch": metrics.get("last_epoch", {}).get("acc"),
             "best_epoch": meta["best_epoch"], "epochs_run": meta["epochs_run"],
             "seconds_per_epoch_median": float(np.median(seconds)), "training_seconds": float(np.sum(seconds)),
             "command": _first_command(run, ""),
@@ -132,6 +140,8 @@ def summarize_cv(out: Path) -> dict:
         "model": cfg.model, "recipe": cfg.recipe, "recipe_name": out.name.split("-folds-")[-1],
         "folds": folds, "acc_mean": float(acc.mean()), "acc_std": float(acc.std(ddof=0)),
         "f1_macro_mean": float(f1.mean()), "f1_macro_std": float(f1.std(ddof=0)),
+        "acc_last_epoch_mean": (float(np.mean([f["acc_last_epoch"] for f in folds.values()]))
+                                if all(f["acc_last_epoch"] is not None for f in folds.values()) else None),
         "best_epoch_median": float(np.median([f["best_epoch"] for f in folds.values()])),
         "training_seconds": float(sum(f["training_seconds"] for f in folds.values())),
         "config": {k: v for k, v in asdict(cfg).items()
