@@ -193,7 +193,15 @@ def write() -> None:
     (DOCS / "results.md").write_text("\n".join(body))
     readme = (ROOT / "README.md").read_text()
     start, end = readme.index(BEGIN) + len(BEGIN), readme.index(END)
-    block = "\n\n".join([side_by_side_table(), faithful_table(), foldwise_table()])
+    images = " ".join(f'<img src="docs/figures/{key}-random-confusion.png" width="24%" alt="{NAMES[key]}">'
+                      for key in faithful_cards())
+    pooled = " ".join(f'<img src="docs/figures/{key}-{recipe}-folds-confusion.png" width="32%" '
+                      f'alt="{NAMES[key]} {recipe}">' for (key, recipe), s in foldwise_summaries().items()
+                      if len(s["folds"]) == 4)
+    block = "\n\n".join([side_by_side_table(), faithful_table(),
+                          "Normalised confusion matrices of the faithful runs (random-split test part):",
+                          images, foldwise_table()]
+                         + (["Fold-wise confusion, the four test folds pooled:", pooled] if pooled else []))
     (ROOT / "README.md").write_text(readme[:start] + "\n" + block + "\n" + readme[end:])
 
 
