@@ -13,11 +13,11 @@ import numpy as np
 import torch
 
 from realtime_sed.constants import CLASSES
+from realtime_sed.errors import SedError
 from train.architectures import ARCHITECTURES, build_cnn, count_trainable
 from train.data import build_cache, cv_folds, read_metadata
 from train.evaluate import compute_metrics, format_report, plot_confusion, write_outputs
 from train.export import export_onnx
-from realtime_sed.errors import SedError
 from train.loop import TrainConfig, pick_device, train
 
 
