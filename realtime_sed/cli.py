@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/convdb", help="run folder: checkpoints, logs, figures, ONNX")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/last.pt with OUT/config.json; only --epochs, --patience, "
-                        "--device and --threads may change")
+                        "--device, --threads and --keep may change")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--cache-dir", default=None, help="where log-mels are cached (default .cache/realtime-sed)")
@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spec-masks", type=int, default=None, help="recipe: SpecAugment time and frequency masks")
     p.add_argument("--label-smoothing", type=float, default=None)
     p.add_argument("--schedule", choices=("constant", "cosine"), default=None)
+    p.add_argument("--keep", choices=("best", "last"), default=None,
+                   help="the run's checkpoint: lowest validation loss (default, the paper's) or the last "
+                        "epoch; may change on --resume")
     p.add_argument("--train-on-all", action="store_true",
                    help="final model: train on every clip for exactly --epochs epochs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RECIPE_FLAGS = {  # TrainConfig field -> command-line flag (the settings a recipe is made of)
     "time_shift": "--time-shift", "gain_db": "--gain-db", "mix_prob": "--mix-prob",
     "spec_masks": "--spec-masks", "label_smoothing": "--label-smoothing", "schedule": "--schedule",
-    "batch_size": "--batch-size", "lr": "--lr",
+    "batch_size": "--batch-size", "lr": "--lr", "keep": "--keep",
 }
 
 
@@ -35,7 +35,7 @@ def final_command(cv_dir: Path, threads: int | None) -> tuple[list[str], Path]:
         value = cfg[field]
         if value is True:
             args.append(flag)
-        elif value not in (False, None, 0, 0.0, "constant"):
+        elif value not in (False, None, 0, 0.0, "constant", "best"):
             args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     if threads:
         args += ["--threads", str(threads)]

@@ -215,6 +215,16 @@ def test_train_resume_export_and_onnx_matches_torch_on_real_audio(tiny_dataset, 
     assert ev.returncode == 0, ev.stderr
     assert "ACC" in ev.stdout and (tmp_path / "eval" / "confusion.png").exists()
 
+    # The checkpoint rule may switch on a finished run: --keep last makes the last epoch the result.
+    assert torch.load(out / "best.pt", weights_only=True)["epoch"] in (1, 2)
+    kept = run_cli("train", *common, "--epochs", "2", "--resume", "--keep", "last", out / "kept")
+    assert kept.returncode != 0  # a stray argument is refused, not ignored
+    kept = run_cli("train", *common, "--epochs", "2", "--resume", "--keep", "last")
+    assert kept.returncode == 0, kept.stderr
+    assert torch.load(out / "best.pt", weights_only=True)["epoch"] == 2
+    assert json.loads((out / "config.json").read_text())["keep"] == "last"
+    assert "last epoch kept" in json.loads((out / "convdt.json").read_text())["training"]["recipe"]
+
     # A cross-validation folder (OUT/foldK) is summarized over its finished folds, and ship.py puts
     # the run into a models folder with the fold-wise summary in its card, weights unchanged.
     shutil.copytree(out, tmp_path / "convdt-folds-paper" / "fold1")

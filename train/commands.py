@@ -25,7 +25,7 @@ def command_line() -> str:
     return "realtime-sed " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
-RESUMABLE = ("epochs", "patience", "device", "threads")
+RESUMABLE = ("epochs", "patience", "device", "threads", "keep")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

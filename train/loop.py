@@ -48,6 +48,9 @@ class TrainConfig:
     spec_masks: int = 0  # SpecAugment: this many time masks and this many frequency masks
     label_smoothing: float = 0.0
     schedule: str = "constant"  # "constant" or "cosine"
+    # Which checkpoint is the run's result (best.pt): "best", the lowest validation loss (the
+    # paper's), or "last", the last epoch. It does not change training, so a finished run may switch.
+    keep: str = "best"
     cache_dir: str = field(default_factory=lambda: os.environ.get("SED_CACHE", ".cache/realtime-sed"))
     device: str = "auto"
     threads: int | None = None
@@ -68,6 +71,8 @@ class TrainConfig:
             parts.append(f"label-smoothing {self.label_smoothing:g}")
         if self.schedule != "constant":
             parts.append(f"{self.schedule} lr")
+        if self.keep == "last":
+            parts.append("last epoch kept")
         return ", ".join(parts) or "paper (no augmentation)"
 
 
@@ -210,6 +215,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
         state = {k: ckpt[k] for k in ("epoch", "best_val_loss", "best_epoch")}
         state["history"] = json.loads((out / "history.json").read_text())
         print(f"resumed after epoch {state['epoch']} (best val loss {state['best_val_loss']:.4f})")
+        if cfg.keep == "last" and state["best_epoch"] != state["epoch"]:
+            torch.save({"model": model.state_dict(), "epoch": state["epoch"]}, out / "best.pt")
+            state["best_epoch"] = state["epoch"]
 
     def patience_ran_out() -> bool:
         return bool(cfg.patience and not cfg.train_on_all
@@ -237,7 +245,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
                 va_loss, va_acc = tr_loss, tr_acc  # train_on_all: nothing held out
             state["history"].append({"epoch": epoch, "train_loss": tr_loss, "train_acc": tr_acc,
                                      "val_loss": va_loss, "val_acc": va_acc, "seconds": seconds})
-            improved = va_loss < state["best_val_loss"] or cfg.train_on_all
+            improved = va_loss < state["best_val_loss"] or cfg.train_on_all or cfg.keep == "last"
             if improved:
                 state["best_val_loss"], state["best_epoch"] = va_loss, epoch
                 torch.save({"model": model.state_dict(), "epoch": epoch}, out / "best.pt")
