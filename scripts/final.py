@@ -1,8 +1,11 @@
 """Trains the model to ship: the recipe of a fold-wise cross-validation, on every clip, for the epoch
-count those folds chose (the median of their best-validation epochs), then ships it with
-scripts/ship.py. Prints the exact `realtime-sed train` command it runs; the card records it.
+count those folds chose (the median of their kept epochs), and with --ship puts it into models/
+with scripts/ship.py. Prints the exact `realtime-sed train` command it runs; the card records it.
 
-    python scripts/final.py runs/convdb-folds-full [--threads 1] [--dry-run]
+    python scripts/final.py runs/convdb-folds-full [--threads 1] [--dry-run] [--ship]
+
+Shipping is a separate, deliberate step: check the model on the demo first (`realtime-sed
+classify demo/urban-demo.ogg --model runs/.../MODEL.onnx`) and run the tests, which use it.
 
 The run folder is runs/MODEL-all-RECIPE; re-running resumes it.
 """
@@ -47,6 +50,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("cv_dir", type=Path, help="a runs/MODEL-folds-RECIPE folder with cv.json")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--dry-run", action="store_true", help="print the command, run nothing")
+    parser.add_argument("--ship", action="store_true", help="then put it into models/ (scripts/ship.py)")
     args = parser.parse_args(argv)
     command, out = final_command(args.cv_dir, args.threads)
     print(shlex.join(command), flush=True)
@@ -58,6 +62,10 @@ def main(argv: list[str]) -> int:
     subprocess.run(exe, cwd=ROOT, check=True)
     model = command[command.index("--model") + 1]
     recipe = out.name.split("-all-")[1]
+    if not args.ship:
+        print(f"trained {out}; to ship it: python scripts/ship.py {model} --run {out} "
+              f"--foldwise {args.cv_dir / 'cv.json'}")
+        return 0
     ship = [sys.executable, str(ROOT / "scripts" / "ship.py"), model, "--run", str(ROOT / out),
             "--foldwise", str(args.cv_dir / "cv.json")]
     subprocess.run(ship, cwd=ROOT, check=True)
