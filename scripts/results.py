@@ -179,8 +179,10 @@ def write() -> None:
     body += ["## Fold-wise", "", foldwise_table(), "", "## Choosing the recipe", "", screening_table(), ""]
     for (key, recipe), s in foldwise_summaries().items():
         body += [f"### {NAMES[key]}, {recipe} recipe", "",
-                 f"Recipe: {s['recipe']}. Commands: " + "; ".join(
-                     f"`{c}`" for c in sorted({v['command'] for v in s['folds'].values()})), "",
+                 f"Recipe: {s['recipe']}. Commands:", "",
+                 *[f"- `{line.split(': ', 1)[-1]}`" if line.startswith("then") else f"- `{line}`"
+                   for c in sorted({v['command'] for v in s['folds'].values()}) for line in c.splitlines()],
+                 "",
                  f"![{NAMES[key]} {recipe} pooled confusion](figures/{key}-{recipe}-folds-confusion.png)", ""]
     shipped = shipped_cards()
     if shipped:
