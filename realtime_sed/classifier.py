@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime_sed.constants import CLASSES, LOGMEL_TENSOR, MODEL_NAMES, N_FRAMES, N_MELS, SAMPLE_RATE, WINDOW_SAMPLES
+from realtime_sed.constants import (CARD_METADATA_KEY, CLASSES, LOGMEL_TENSOR, MODEL_NAMES, N_FRAMES, N_MELS,
+                                     SAMPLE_RATE, WINDOW_SAMPLES)
 from realtime_sed.errors import ModelError
 
 MODELS_DIR = Path(os.environ.get("REALTIME_SED_MODELS", Path(__file__).resolve().parent.parent / "models"))
@@ -94,7 +95,7 @@ class OnnxClassifier:
         self._input, self._output = inputs[0].name, proto.graph.output[0].name
         meta = {p.key: p.value for p in proto.metadata_props}
         try:
-            card = json.loads(meta.get("realtime_sed.card", "{}"))
+            card = json.loads(meta.get(CARD_METADATA_KEY, "{}"))
         except json.JSONDecodeError:
             raise ModelError(f"{self.path}: its model card metadata is not valid JSON") from None
         classes = card.get("classes") or (meta["classes"].split(",") if "classes" in meta else None)

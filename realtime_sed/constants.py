@@ -42,6 +42,7 @@ MODEL_NAMES = ("conv2d", "convdf", "convdt", "convdb")
 """The paper's four architectures (Table 1)."""
 
 LOGMEL_TENSOR = "logmel"
+CARD_METADATA_KEY = "realtime_sed.card"  # the model card (JSON) in the ONNX metadata
 """Name of the [batch, 1, N_FRAMES, N_MELS] tensor between the front end and the CNN in an
 exported graph. The runtime cuts the graph here to run the CNN on log-mels it computed itself."""
 

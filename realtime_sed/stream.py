@@ -165,30 +165,26 @@ class DetectionStream:
         t0 = time.perf_counter()
         ended = True
         try:
-            for block in blocks:
-                for result in self.push(block):
-                    if on_window:
-                        on_window(result)
-                self.stats.elapsed_s = time.perf_counter() - t0
-                if (stop is not None and stop.is_set()) or (
-                        max_seconds is not None and self.stats.audio_s >= max_seconds):
-                    ended = False
-                    break
-        except BaseException:
-            # A failing source (a microphone unplugged): close and write the events already
-            # detected, without running anything else that might fail too.
-            if self._executor is not None:
-                self._executor.shutdown(cancel_futures=True)
-            self._emit(self.detector.finish(self.windower.samples_seen / SAMPLE_RATE))
-            raise
-        finally:
-            self.stats.elapsed_s = time.perf_counter() - t0
-        try:
+            try:
+                for block in blocks:
+                    for result in self.push(block):
+                        if on_window:
+                            on_window(result)
+                    self.stats.elapsed_s = time.perf_counter() - t0
+                    if (stop is not None and stop.is_set()) or (
+                            max_seconds is not None and self.stats.audio_s >= max_seconds):
+                        ended = False
+                        break
+            except BaseException:
+                # A failing source (a microphone unplugged): close and write the events already
+                # detected, without running anything else that might fail too.
+                self._emit(self.detector.finish(self.windower.samples_seen / SAMPLE_RATE))
+                raise
             self._close_run(ended, on_window)
         finally:
             if self._executor is not None:  # one stream per file in classify: no idle threads left
                 self._executor.shutdown(cancel_futures=True)
-        self.stats.elapsed_s = time.perf_counter() - t0
+            self.stats.elapsed_s = time.perf_counter() - t0
         return self.stats
 
     def _close_run(self, ended: bool, on_window: Callable[[WindowResult], None] | None) -> None:

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import onnx
 
+from realtime_sed.constants import CARD_METADATA_KEY
+
 ROOT = Path(__file__).resolve().parent.parent
-CARD_KEY = "realtime_sed.card"
 
 
 def foldwise_section(summary: dict) -> dict:
@@ -54,7 +55,7 @@ def faithful_section(card: dict) -> dict:
 def ship(model: str, run: Path, foldwise: Path | None, out_dir: Path) -> Path:
     proto = onnx.load(str(run / f"{model}.onnx"))
     meta = {p.key: p.value for p in proto.metadata_props}
-    card = json.loads(meta[CARD_KEY])
+    card = json.loads(meta[CARD_METADATA_KEY])
     faithful = ROOT / "docs" / "faithful" / f"{model}.json"
     if faithful.exists():
         card["faithful_random_split"] = faithful_section(json.loads(faithful.read_text()))
@@ -68,7 +69,7 @@ def ship(model: str, run: Path, foldwise: Path | None, out_dir: Path) -> Path:
                         **({"faithful": card["faithful_random_split"]["command"]}
                            if "faithful_random_split" in card else {})}
     for prop in proto.metadata_props:
-        if prop.key == CARD_KEY:
+        if prop.key == CARD_METADATA_KEY:
             prop.value = json.dumps(card)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{model}.onnx"

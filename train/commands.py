@@ -51,31 +51,37 @@ def predict_logmels(model, logmels: np.ndarray, device: torch.device, batch: int
     return np.concatenate(out) if out else np.zeros((0, len(CLASSES)), np.float32)
 
 
+def _load_checkpoint(cfg: TrainConfig, path: Path, device: torch.device):
+    model = build_cnn(cfg.model, cfg.conv_dropout, cfg.dense_dropout).to(device)
+    model.load_state_dict(torch.load(path, map_location=device, weights_only=True)["model"])
+    return model
+
+
 def finish_run(cfg: TrainConfig, run: Path, command: str) -> dict:
     """Evaluates best.pt on the test part, writes figures, exports ONNX with its card."""
     device = pick_device(cfg.device)
     meta = json.loads((run / "run.json").read_text())
     history = json.loads((run / "history.json").read_text())
-    model = build_cnn(cfg.model, cfg.conv_dropout, cfg.dense_dropout).to(device)
-    model.load_state_dict(torch.load(run / "best.pt", map_location=device, weights_only=True)["model"])
+    model = _load_checkpoint(cfg, run / "best.pt", device)
     clips, _ = read_metadata(cfg.data)
     cache = build_cache(clips, cfg.cache_dir, progress=False)
     arch = ARCHITECTURES[cfg.model]
     title = f"{arch.name}, {meta['split']}"
     metrics = None
     if meta["test"]:
-        idx = np.array(meta["test"])
-        probs = predict_logmels(model, cache.logmels[np.sort(idx)], device)
-        y = np.array([cache.clips[i].label for i in np.sort(idx)])
-        metrics = compute_metrics(y, probs)
+        idx = np.sort(meta["test"])
+        logmels = cache.logmels[idx]
+        y = np.array([cache.clips[i].label for i in idx])
+        metrics = compute_metrics(y, predict_logmels(model, logmels, device))
         print(format_report(metrics))
-        if (run / "last.pt").exists():  # the last epoch too: how much checkpoint choice matters
-            last = build_cnn(cfg.model, cfg.conv_dropout, cfg.dense_dropout).to(device)
-            last.load_state_dict(torch.load(run / "last.pt", map_location=device, weights_only=True)["model"])
-            last_metrics = compute_metrics(y, predict_logmels(last, cache.logmels[np.sort(idx)], device))
-            metrics["last_epoch"] = {"epoch": meta["epochs_run"], "acc": last_metrics["acc"],
-                                     "f1_macro": last_metrics["f1_macro"]}
-            print(f"last epoch ({meta['epochs_run']}): ACC {last_metrics['acc']:.3f}")
+        # The last epoch too, to show how much the checkpoint rule matters.
+        last_metrics = metrics
+        if meta["best_epoch"] != meta["epochs_run"] and (run / "last.pt").exists():
+            last_metrics = compute_metrics(y, predict_logmels(_load_checkpoint(cfg, run / "last.pt", device),
+                                                              logmels, device))
+        metrics["last_epoch"] = {"epoch": meta["epochs_run"], "acc": last_metrics["acc"],
+                                 "f1_macro": last_metrics["f1_macro"]}
+        print(f"last epoch ({meta['epochs_run']}): ACC {last_metrics['acc']:.3f}")
     else:
         metrics = {"note": "trained on all clips: no test part"}
     if metrics.get("n"):
@@ -116,7 +122,8 @@ def summarize_cv(out: Path) -> dict:
     written to OUT/cv.json. Parallel processes that each ran some folds share one summary."""
     folds = {}
     pooled = np.zeros((len(CLASSES), len(CLASSES)))  # confusion counts summed over the test folds
-    for run in sorted(out.glob("fold*"), key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 0):
+    runs = {int(p.name[4:]): p for p in out.glob("fold*") if p.name[4:].isdigit()}
+    for fold, run in sorted(runs.items()):
         if not (run / "metrics.json").exists() or not (run / "run.json").exists():
             continue
         metrics = json.loads((run / "metrics.json").read_text())
@@ -124,7 +131,7 @@ def summarize_cv(out: Path) -> dict:
         seconds = [h["seconds"] for h in json.loads((run / "history.json").read_text())]
         support = np.array([metrics["per_class"][c]["support"] for c in CLASSES])
         pooled += np.round(np.array(metrics["confusion_normalized"]) * support[:, None])
-        folds[int(run.name[4:])] = {
+        folds[fold] = {
             "acc": metrics["acc"], "f1_macro": metrics["f1_macro"], "test_clips": metrics["n"],
             "acc_last_epoch": metrics.get("last_epoch", {}).get("acc"),
             "best_epoch": meta["best_epoch"], "epochs_run": meta["epochs_run"],
@@ -172,23 +179,26 @@ def run_train(args: argparse.Namespace) -> int:
         for fold in folds:
             fcfg = TrainConfig(**{**asdict(cfg), "split": "fold", "test_fold": fold,
                                   "out": str(Path(cfg.out) / f"fold{fold}")})
-            Path(fcfg.out).mkdir(parents=True, exist_ok=True)
-            if not (Path(fcfg.out) / "command.txt").exists():
-                (Path(fcfg.out) / "command.txt").write_text(command + "\n")
-            run = train(fcfg, resume=args.resume and (Path(fcfg.out) / "last.pt").exists(),
-                        progress=not args.quiet)
+            resume = args.resume and (Path(fcfg.out) / "last.pt").exists()
+            _record_command(Path(fcfg.out), command, resume)
+            run = train(fcfg, resume=resume, progress=not args.quiet)
             finish_run(fcfg, run, _first_command(run, command))
         summary = summarize_cv(Path(cfg.out))
         print(f"fold-wise ACC {summary['acc_mean']:.3f} ± {summary['acc_std']:.3f}  "
               + "  ".join(f"fold {k}: {v['acc']:.3f}" for k, v in summary["folds"].items()))
         return 0
-    if not args.resume:
-        Path(cfg.out).mkdir(parents=True, exist_ok=True)
-        (Path(cfg.out) / "command.txt").write_text(command + "\n")
+    _record_command(Path(cfg.out), command, args.resume)
     run = train(cfg, resume=args.resume, progress=not args.quiet)
     saved = TrainConfig(**json.loads((run / "config.json").read_text()))
     finish_run(saved, run, _first_command(run, command))
     return 0
+
+
+def _record_command(run: Path, command: str, resume: bool) -> None:
+    """A fresh run records the command that starts it; a resume keeps that record."""
+    if not resume:
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "command.txt").write_text(command + "\n")
 
 
 def _first_command(run: Path, command: str) -> str:

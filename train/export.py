@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from realtime_sed.constants import (
+    CARD_METADATA_KEY,
     CLASSES,
     F_MAX,
     F_MIN,
@@ -80,7 +81,7 @@ def export_onnx(cnn: CNN, path: Path, card: dict) -> Path:
             "window_samples": WINDOW_SAMPLES, "frontend": frontend_card(),
             "inputs": {"audio": ["batch", WINDOW_SAMPLES]}, "outputs": {"probs": ["batch", len(CLASSES)]},
             "logmel_tensor": LOGMEL_TENSOR}
-    meta = {"realtime_sed.card": json.dumps(card), "classes": ",".join(CLASSES),
+    meta = {CARD_METADATA_KEY: json.dumps(card), "classes": ",".join(CLASSES),
             "sample_rate": str(SAMPLE_RATE), "window_samples": str(WINDOW_SAMPLES),
             "architecture": card.get("architecture", {}).get("name", "")}
     del model.metadata_props[:]
