@@ -123,6 +123,28 @@ def test_mixed_wavs_are_read_and_a_corrupt_clip_is_reported_and_skipped(tiny_dat
     assert np.array_equal(np.asarray(again.logmels), np.asarray(cache.logmels))
 
 
+def test_two_trainings_building_the_cache_at_once_both_succeed(tiny_dataset, tmp_path):
+    """The fold-wise lanes start together and both find no cache: each builds it under its own
+    scratch name and publishes it atomically, so neither crashes nor reads a half-written file."""
+    script = (
+        "import sys; from train.data import read_metadata, build_cache; "
+        "c = build_cache(read_metadata(sys.argv[1])[0], sys.argv[2], progress=False); "
+        "print(c.logmels.shape[0])"
+    )
+    cache_dir = tmp_path / "cache"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(tiny_dataset), str(cache_dir)],
+                         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in results]
+    assert [out.strip() for out, _ in results] == ["20", "20"]
+    assert sorted(f.suffix for f in cache_dir.iterdir()) == [".json", ".npy"]  # no scratch left
+    reread = build_cache(read_metadata(tiny_dataset)[0], cache_dir, progress=False)
+    assert reread.logmels.shape == (20, 345, 120) and np.isfinite(reread.logmels).all()
+
+
 @pytest.mark.parametrize("broken, message", [
     (lambda root: (root / "metadata" / "UrbanSound8K.csv").unlink(), "metadata CSV not found"),
     (lambda root: __import__("shutil").rmtree(root / "audio"), "audio folder not found"),

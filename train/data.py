@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,8 +234,11 @@ def build_cache(clips: list[Clip], cache_dir: str | Path, progress: bool = True)
         )
 
     frontend = LogMel().eval()
+    # Private scratch names, published with atomic renames: two trainings started together (the
+    # fold-wise lanes) may both build the cache, and neither may read the other's half-written file.
+    scratch = cache_dir / f"logmel-{key}.{os.getpid()}.scratch.npy"
     logmels = np.lib.format.open_memmap(
-        npz.with_suffix(".tmp.npy"), mode="w+", dtype=np.float32, shape=(len(clips), N_FRAMES, N_MELS)
+        scratch, mode="w+", dtype=np.float32, shape=(len(clips), N_FRAMES, N_MELS)
     )
     kept, lengths, failed = [], [], []
     batch: list[np.ndarray] = []
@@ -266,11 +270,16 @@ def build_cache(clips: list[Clip], cache_dir: str | Path, progress: bool = True)
         if len(batch) == 64:
             flush()
     flush()
-    np.save(npz, logmels[: len(kept)])  # without the rows of clips that failed to decode
-    npz.with_suffix(".tmp.npy").unlink()
-    meta_path.write_text(
+    final = scratch.with_suffix(".final.npy")
+    np.save(final, logmels[: len(kept)])  # without the rows of clips that failed to decode
+    del logmels
+    scratch.unlink()
+    meta_scratch = scratch.with_suffix(".json")
+    meta_scratch.write_text(
         json.dumps({"names": [c.name for c in kept], "lengths": lengths, "failed": failed})
     )
+    os.replace(final, npz)  # the array first: a reader opens the cache only once its meta exists
+    os.replace(meta_scratch, meta_path)
     return LogMelCache(np.load(npz, mmap_mode="r"), np.array(lengths), kept, failed)
 
 
