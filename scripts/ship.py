@@ -7,7 +7,9 @@ recipe, and the faithful random-split metrics of the same architecture.
 
 `--run` is a run folder made by `realtime-sed train` (it holds MODEL.onnx and MODEL.json);
 `--foldwise` a cross-validation summary (cv.json, copied into docs/foldwise/ by results.py) of the
-same recipe; the faithful card is docs/faithful/MODEL.json. Needs onnx, not torch.
+same recipe. The card also takes the faithful card docs/faithful/MODEL.json and, for a model of
+another recipe, the paper recipe's fold-wise summary docs/foldwise/MODEL-paper.json, so that one
+card compares the three. Needs onnx, not torch.
 """
 
 from __future__ import annotations
@@ -64,6 +66,9 @@ def ship(model: str, run: Path, foldwise: Path | None, out_dir: Path) -> Path:
         if summary["model"] != model:
             raise SystemExit(f"{foldwise}: a summary of {summary['model']}, not {model}")
         card["foldwise"] = foldwise_section(summary)
+    paper = ROOT / "docs" / "foldwise" / f"{model}-paper.json"
+    if paper.exists() and card["training"]["recipe"] != json.loads(paper.read_text())["recipe"]:
+        card["foldwise_paper_recipe"] = foldwise_section(json.loads(paper.read_text()))
     card["commands"] = {"this_model": card["command"],
                         **({"foldwise": card["foldwise"]["commands"]} if foldwise else {}),
                         **({"faithful": card["faithful_random_split"]["command"]}
