@@ -264,6 +264,16 @@ def test_train_resume_export_and_onnx_matches_torch_on_real_audio(tiny_dataset, 
     assert clf.card["commands"]["this_model"] == card["command"]
     assert np.allclose(clf.predict_audio(batch), got, atol=1e-6)
 
+    # --keep last still stops by validation loss: once patience has run out (here: the lowest
+    # validation loss was an epoch ago, patience 1), resuming trains no further and keeps the last.
+    ckpt = torch.load(out / "last.pt", weights_only=True)
+    ckpt["lowest_val_epoch"] = ckpt["epoch"] - 1
+    torch.save(ckpt, out / "last.pt")
+    stopped = run_cli("train", *common, "--epochs", "4", "--patience", "1", "--resume", "--keep", "last")
+    assert stopped.returncode == 0, stopped.stderr
+    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2]
+    assert torch.load(out / "best.pt", weights_only=True)["epoch"] == 2
+
 
 def test_cv_folds_must_be_folds_with_enough_clips(tiny_dataset, tmp_path):
     result = run_cli("train", "--cv", "--folds", "1", "--data", tiny_dataset, "--out", tmp_path / "cv",
