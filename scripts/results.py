@@ -221,7 +221,7 @@ def write() -> None:
     start, end = readme.index(BEGIN) + len(BEGIN), readme.index(END)
     images = " ".join(f'<img src="docs/figures/{key}-random-confusion.png" width="24%" alt="{NAMES[key]}">'
                       for key in faithful_cards())
-    shipped = shipped_cards()  # README: the pooled matrices of the shipped recipes; results.md has all
+    # README: the pooled matrices of the shipped recipes only; results.md has all
     pooled = " ".join(f'<img src="docs/figures/{key}-{recipe}-folds-confusion.png" width="24%" '
                       f'alt="{NAMES[key]} {recipe}">' for (key, recipe), s in foldwise_summaries().items()
                       if len(s["folds"]) == 4 and key in shipped

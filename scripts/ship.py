@@ -66,9 +66,10 @@ def ship(model: str, run: Path, foldwise: Path | None, out_dir: Path) -> Path:
         if summary["model"] != model:
             raise SystemExit(f"{foldwise}: a summary of {summary['model']}, not {model}")
         card["foldwise"] = foldwise_section(summary)
-    paper = ROOT / "docs" / "foldwise" / f"{model}-paper.json"
-    if paper.exists() and card["training"]["recipe"] != json.loads(paper.read_text())["recipe"]:
-        card["foldwise_paper_recipe"] = foldwise_section(json.loads(paper.read_text()))
+    paper_path = ROOT / "docs" / "foldwise" / f"{model}-paper.json"
+    paper = json.loads(paper_path.read_text()) if paper_path.exists() else None
+    if paper and card["training"]["recipe"] != paper["recipe"]:
+        card["foldwise_paper_recipe"] = foldwise_section(paper)
     card["commands"] = {"this_model": card["command"],
                         **({"foldwise": card["foldwise"]["commands"]} if foldwise else {}),
                         **({"faithful": card["faithful_random_split"]["command"]}

@@ -203,10 +203,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
                  if cfg.schedule == "cosine" else None)
     gen = torch.Generator().manual_seed(cfg.seed)
-    # best_*: the kept checkpoint; lowest_val_*: what patience counts from. They differ with --keep last,
-    # where a run still stops by validation loss but keeps its last epoch.
-    state = {"epoch": 0, "best_val_loss": math.inf, "best_epoch": 0, "lowest_val_loss": math.inf,
-             "lowest_val_epoch": 0, "history": []}
+    # best_epoch: the kept checkpoint (best.pt); lowest_val_*: what patience counts from. They differ
+    # with --keep last, where a run still stops by validation loss but keeps its last epoch.
+    state = {"epoch": 0, "best_epoch": 0, "lowest_val_loss": math.inf, "lowest_val_epoch": 0, "history": []}
 
     if resume and (out / "last.pt").exists():
         ckpt = torch.load(out / "last.pt", map_location=device, weights_only=True)
@@ -215,11 +214,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
         if scheduler is not None and "scheduler" in ckpt:
             scheduler.load_state_dict(ckpt["scheduler"])
         gen.set_state(ckpt["generator"])
-        state = {k: ckpt[k] for k in ("epoch", "best_val_loss", "best_epoch")}
-        state["lowest_val_loss"] = ckpt.get("lowest_val_loss", ckpt["best_val_loss"])  # older runs kept
-        state["lowest_val_epoch"] = ckpt.get("lowest_val_epoch", ckpt["best_epoch"])  # the best epoch
-        state["history"] = json.loads((out / "history.json").read_text())
-        print(f"resumed after epoch {state['epoch']} (best val loss {state['best_val_loss']:.4f})")
+        state = {"epoch": ckpt["epoch"], "best_epoch": ckpt["best_epoch"],
+                 # checkpoints from before --keep kept the lowest validation loss as the best epoch
+                 "lowest_val_loss": ckpt.get("lowest_val_loss", ckpt.get("best_val_loss")),
+                 "lowest_val_epoch": ckpt.get("lowest_val_epoch", ckpt["best_epoch"]),
+                 "history": json.loads((out / "history.json").read_text())}
+        print(f"resumed after epoch {state['epoch']} (lowest val loss {state['lowest_val_loss']:.4f})")
         if cfg.keep == "last" and state["best_epoch"] != state["epoch"]:
             torch.save({"model": model.state_dict(), "epoch": state["epoch"]}, out / "best.pt")
             state["best_epoch"] = state["epoch"]
@@ -250,17 +250,18 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
                 va_loss, va_acc = tr_loss, tr_acc  # train_on_all: nothing held out
             state["history"].append({"epoch": epoch, "train_loss": tr_loss, "train_acc": tr_acc,
                                      "val_loss": va_loss, "val_acc": va_acc, "seconds": seconds})
-            if va_loss < state["lowest_val_loss"]:
+            lower = va_loss < state["lowest_val_loss"]
+            if lower:
                 state["lowest_val_loss"], state["lowest_val_epoch"] = va_loss, epoch
-            improved = va_loss < state["best_val_loss"] or cfg.train_on_all or cfg.keep == "last"
+            improved = lower or cfg.train_on_all or cfg.keep == "last"
             if improved:
-                state["best_val_loss"], state["best_epoch"] = va_loss, epoch
+                state["best_epoch"] = epoch
                 torch.save({"model": model.state_dict(), "epoch": epoch}, out / "best.pt")
             state["epoch"] = epoch
             ckpt = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "generator": gen.get_state(), **{k: state[k] for k in
-                                                     ("epoch", "best_val_loss", "best_epoch",
-                                                      "lowest_val_loss", "lowest_val_epoch")}}
+                                                     ("epoch", "best_epoch", "lowest_val_loss",
+                                                      "lowest_val_epoch")}}
             if scheduler is not None:
                 ckpt["scheduler"] = scheduler.state_dict()
             torch.save(ckpt, out / "last.pt.tmp")
