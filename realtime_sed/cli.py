@@ -130,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-on-all", action="store_true",
                    help="final model: train on every clip for exactly --epochs epochs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-onnx", action="store_true",
+                   help="write the model card but skip the ONNX export (make it later with `export`)")
 
     p = sub.add_parser("evaluate", help="evaluate an ONNX model on a dataset split (needs the train extra)",
                        description="Run an exported model with ONNX Runtime on raw audio of a split and "

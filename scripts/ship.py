@@ -4,6 +4,8 @@ recipe, and the faithful random-split metrics of the same architecture.
 
     python scripts/ship.py convdb --run runs/convdb-all-full --foldwise docs/foldwise/convdb-full.json
     python scripts/ship.py convdt --run runs/convdt-random --foldwise docs/foldwise/convdt-paper.json
+    python scripts/ship.py convdb --run runs/convdb-all-abl-mix-smooth \
+        --foldwise docs/foldwise/convdb-abl-mix-smooth.json --ablation docs/ablation.json
 
 `--run` is a run folder made by `realtime-sed train` (it holds MODEL.onnx and MODEL.json);
 `--foldwise` a cross-validation summary (cv.json, copied into docs/foldwise/ by results.py) of the
@@ -54,7 +56,17 @@ def faithful_section(card: dict) -> dict:
     }
 
 
-def ship(model: str, run: Path, foldwise: Path | None, out_dir: Path) -> Path:
+def ablation_section(decision: dict) -> dict:
+    """How the recipe was chosen (scripts/ablation.py): each change's fold-wise gain over the base."""
+    return {"how": "each change alone on top of the base recipe, fold-wise, ConvDB (scripts/ablation.py)",
+            "rule": decision["rule"], "base_acc_mean": decision["base_acc_mean"],
+            "seed_difference": decision["seed_difference"],
+            "changes": {k: {key: v[key] for key in ("gain", "folds_better", "kept")}
+                        for k, v in decision["changes"].items()},
+            "kept": decision["kept"], "details": "docs/results.md#measuring-each-change"}
+
+
+def ship(model: str, run: Path, foldwise: Path | None, out_dir: Path, ablation: Path | None = None) -> Path:
     proto = onnx.load(str(run / f"{model}.onnx"))
     meta = {p.key: p.value for p in proto.metadata_props}
     card = json.loads(meta[CARD_METADATA_KEY])
@@ -70,7 +82,12 @@ def ship(model: str, run: Path, foldwise: Path | None, out_dir: Path) -> Path:
     paper = json.loads(paper_path.read_text()) if paper_path.exists() else None
     if paper and card["training"]["recipe"] != paper["recipe"]:
         card["foldwise_paper_recipe"] = foldwise_section(paper)
+    if ablation:
+        card["recipe_choice"] = ablation_section(json.loads(ablation.read_text()))
+    exported_later = "--no-onnx" in card["command"].split()
     card["commands"] = {"this_model": card["command"],
+                        **({"export": f"realtime-sed export {run_name(run)}/best.pt"} if exported_later else {}),
+                        **({"recipe_choice": "python scripts/ablation.py"} if ablation else {}),
                         **({"foldwise": card["foldwise"]["commands"]} if foldwise else {}),
                         **({"faithful": card["faithful_random_split"]["command"]}
                            if "faithful_random_split" in card else {})}
@@ -84,14 +101,20 @@ def ship(model: str, run: Path, foldwise: Path | None, out_dir: Path) -> Path:
     return path
 
 
+def run_name(run: Path) -> str:
+    run = run.resolve()
+    return str(run.relative_to(ROOT)) if run.is_relative_to(ROOT) else str(run)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", choices=("conv2d", "convdf", "convdt", "convdb"))
     parser.add_argument("--run", type=Path, required=True, help="run folder with MODEL.onnx")
     parser.add_argument("--foldwise", type=Path, help="cv.json summary of the same recipe")
+    parser.add_argument("--ablation", type=Path, help="the decision that chose the recipe (runs/ablation.json)")
     parser.add_argument("--out", type=Path, default=ROOT / "models")
     args = parser.parse_args(argv)
-    print(f"shipped {ship(args.model, args.run, args.foldwise, args.out)}")
+    print(f"shipped {ship(args.model, args.run, args.foldwise, args.out, args.ablation)}")
     return 0
 
 

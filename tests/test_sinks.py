@@ -74,7 +74,7 @@ def test_jsonl_lines_survive_kill_9(tmp_path):
 def test_tsv_csv_and_jsonl_agree(clip_file, tmp_path):
     """The same file classified three ways: the DCASE header, then one row per event, the same
     events in each format, times with 3 decimals."""
-    clip = clip_file("siren", seconds=7.0)
+    clip = clip_file("children_playing", seconds=7.0)
     outputs = {}
     for fmt in ("tsv", "csv", "jsonl"):
         path = tmp_path / f"out.{fmt}"

@@ -206,8 +206,10 @@ def test_train_resume_export_and_onnx_matches_torch_on_real_audio(tiny_dataset, 
         assert (out / name).exists(), name
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("acc", "precision_macro", "recall_macro", "f1_macro", "precision_micro", "f1_micro",
-                "per_class", "confusion_normalized"):
+                "per_class", "confusion_normalized", "random_placement"):
         assert key in metrics
+    assert 0.0 <= metrics["random_placement"]["acc"] <= 1.0
+    assert 0 < metrics["random_placement"]["clips_shorter_than_window"] <= metrics["n"]
     card = json.loads((out / "convdt.json").read_text())
     assert card["architecture"]["trainable_parameters"] == 87_256
     assert card["architecture"]["table1_parameters"] == 87_258 and "87,258" in card["architecture"]["note"]
@@ -236,6 +238,16 @@ def test_train_resume_export_and_onnx_matches_torch_on_real_audio(tiny_dataset, 
                  "--test-fold", "1", "--out", tmp_path / "eval")
     assert ev.returncode == 0, ev.stderr
     assert "ACC" in ev.stdout and (tmp_path / "eval" / "confusion.png").exists()
+
+    # --no-onnx writes the card only (training on one machine, exporting on another); `export`
+    # then makes the ONNX file with that card inside.
+    bare = run_cli("train", *common[:5], tmp_path / "bare", *common[6:], "--epochs", "1", "--no-onnx")
+    assert bare.returncode == 0, bare.stderr
+    assert (tmp_path / "bare" / "convdt.json").exists() and not (tmp_path / "bare" / "convdt.onnx").exists()
+    exported = run_cli("export", tmp_path / "bare" / "best.pt")
+    assert exported.returncode == 0, exported.stderr
+    assert OnnxClassifier(str(tmp_path / "bare" / "convdt.onnx")).card == json.loads(
+        (tmp_path / "bare" / "convdt.json").read_text())
 
     # The checkpoint rule may switch on a finished run: --keep last makes the last epoch the result.
     assert torch.load(out / "best.pt", weights_only=True)["epoch"] in (1, 2)
@@ -273,6 +285,47 @@ def test_train_resume_export_and_onnx_matches_torch_on_real_audio(tiny_dataset, 
     assert stopped.returncode == 0, stopped.stderr
     assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2]
     assert torch.load(out / "best.pt", weights_only=True)["epoch"] == 2
+
+
+def test_random_placement_moves_only_short_clips_and_keeps_their_content():
+    from realtime_sed.constants import HOP_LENGTH, N_FRAMES, N_MELS
+    from train.data import content_frames, place_randomly
+
+    lengths = np.array([WINDOW_SAMPLES, 2 * 22050, 10 * HOP_LENGTH, 1])
+    logmels = np.full((len(lengths), N_FRAMES, N_MELS), -100.0, np.float32)
+    for i, n in enumerate(content_frames(lengths)):
+        logmels[i, :n] = np.arange(n)[:, None]  # the audio's frames, in order, then padding
+    placed = place_randomly(logmels, lengths, seed=0)
+    assert np.array_equal(placed[0], logmels[0])  # a full 4 s clip has nowhere to go
+    for i, n in enumerate(content_frames(lengths)):
+        start = int(np.argmax(placed[i, :, 0] == 0))
+        assert start + n <= N_FRAMES
+        assert np.array_equal(placed[i, start : start + n], logmels[i, :n])  # moved whole
+        assert np.all(placed[i, :start] == -100.0) and np.all(placed[i, start + n :] == -100.0)
+    assert np.array_equal(place_randomly(logmels, lengths, seed=0), placed)  # the seed fixes it
+    many = place_randomly(np.repeat(logmels[2:3], 50, axis=0), np.repeat(lengths[2:3], 50), seed=1)
+    assert len({int(np.argmax(m[:, 0] == 0)) for m in many}) > 10  # spread over the window
+
+
+def test_ablation_keeps_a_change_only_above_the_seed_difference_on_most_folds():
+    sys.path.insert(0, str(REPO / "scripts"))
+    from ablation import SEED_CHECK, cell_flags, cell_name, decide
+
+    def summary(*accs):
+        return {"acc_mean": float(np.mean(accs)), "folds": {f: {"acc": a} for f, a in zip((1, 2, 3, 10), accs)}}
+
+    results = {cell_name(()): summary(0.40, 0.50, 0.40, 0.50),
+               SEED_CHECK: summary(0.42, 0.50, 0.40, 0.52),                  # seeds differ by 0.01
+               cell_name(("mix",)): summary(0.45, 0.55, 0.39, 0.55),         # +0.035, 3 folds: kept
+               cell_name(("gain",)): summary(0.50, 0.49, 0.39, 0.49),        # +0.0175, 1 fold: not
+               cell_name(("spec",)): summary(0.405, 0.505, 0.405, 0.505)}    # all 4, +0.005: not
+    decision = decide(results, [1, 2, 3, 10])
+    assert decision["seed_difference"] == pytest.approx(0.01)
+    assert decision["kept"] == ["mix"] and decision["chosen_cell"] == "abl-mix"
+    assert decision["changes"]["gain"]["folds_better"] == 1 and not decision["changes"]["gain"]["kept"]
+    assert cell_flags(("smooth", "mix")) == ["--patience", "0", "--keep", "last", "--mix-prob", "0.5",
+                                             "--label-smoothing", "0.1"]
+    assert cell_name(("smooth", "mix")) == "abl-mix-smooth"  # one name whatever the order
 
 
 def test_cv_folds_must_be_folds_with_enough_clips(tiny_dataset, tmp_path):

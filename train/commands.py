@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from realtime_sed.constants import CLASSES
+from realtime_sed.constants import CLASSES, N_FRAMES
 from realtime_sed.errors import SedError
 from train.architectures import ARCHITECTURES, build_cnn, count_trainable
-from train.data import build_cache, cv_folds, read_metadata
+from train.data import build_cache, content_frames, cv_folds, place_randomly, read_metadata
 from train.evaluate import compute_metrics, format_report, plot_confusion, write_outputs
 from train.export import export_onnx
 from train.loop import TrainConfig, pick_device, train
@@ -57,8 +57,10 @@ def _load_checkpoint(cfg: TrainConfig, path: Path, device: torch.device):
     return model
 
 
-def finish_run(cfg: TrainConfig, run: Path, command: str) -> dict:
-    """Evaluates best.pt on the test part, writes figures, exports ONNX with its card."""
+def finish_run(cfg: TrainConfig, run: Path, command: str, export: bool = True) -> dict:
+    """Evaluates best.pt on the test part, writes figures, exports ONNX with its card. Without
+    `export` it writes only the card (MODEL.json); `realtime-sed export RUN/best.pt` makes the ONNX
+    from it later, e.g. on another machine than the one that trained."""
     device = pick_device(cfg.device)
     meta = json.loads((run / "run.json").read_text())
     history = json.loads((run / "history.json").read_text())
@@ -82,6 +84,12 @@ def finish_run(cfg: TrainConfig, run: Path, command: str) -> dict:
         metrics["last_epoch"] = {"epoch": meta["epochs_run"], "acc": last_metrics["acc"],
                                  "f1_macro": last_metrics["f1_macro"]}
         print(f"last epoch ({meta['epochs_run']}): ACC {last_metrics['acc']:.3f}")
+        # As in a live stream: short clips anywhere in the window, not only at its start.
+        lengths = cache.lengths[idx]
+        placed = compute_metrics(y, predict_logmels(model, place_randomly(logmels, lengths, cfg.seed), device))
+        metrics["random_placement"] = {"acc": placed["acc"], "f1_macro": placed["f1_macro"],
+                                       "clips_shorter_than_window": int((content_frames(lengths) < N_FRAMES).sum())}
+        print(f"short clips placed at random in the window: ACC {placed['acc']:.3f}")
     else:
         metrics = {"note": "trained on all clips: no test part"}
     if metrics.get("n"):
@@ -112,6 +120,10 @@ def finish_run(cfg: TrainConfig, run: Path, command: str) -> dict:
     if cfg.model == "convdt":
         card["architecture"]["note"] = ("Table 1 prints 87,258 trainable parameters for ConvDT, but its "
                                         "own flatten size of 800 gives 87,256, which is what this has.")
+    if not export:
+        (run / f"{cfg.model}.json").write_text(json.dumps(card, indent=2) + "\n")
+        print(f"wrote {run / f'{cfg.model}.json'} (no ONNX export asked for)")
+        return metrics
     path = export_onnx(model, run / f"{cfg.model}.onnx", card)
     print(f"exported {path} and {path.with_suffix('.json')}")
     return metrics
@@ -134,8 +146,10 @@ def summarize_cv(out: Path) -> dict:
         folds[fold] = {
             "acc": metrics["acc"], "f1_macro": metrics["f1_macro"], "test_clips": metrics["n"],
             "acc_last_epoch": metrics.get("last_epoch", {}).get("acc"),
+            "acc_random_placement": metrics.get("random_placement", {}).get("acc"),
             "best_epoch": meta["best_epoch"], "epochs_run": meta["epochs_run"],
             "seconds_per_epoch_median": float(np.median(seconds)), "training_seconds": float(np.sum(seconds)),
+            "device": _trained_on(run),
             "command": _first_command(run, ""),
         }
     if not folds:
@@ -149,6 +163,9 @@ def summarize_cv(out: Path) -> dict:
         "f1_macro_mean": float(f1.mean()), "f1_macro_std": float(f1.std(ddof=0)),
         "acc_last_epoch_mean": (float(np.mean([f["acc_last_epoch"] for f in folds.values()]))
                                 if all(f["acc_last_epoch"] is not None for f in folds.values()) else None),
+        "acc_random_placement_mean": (float(np.mean([f["acc_random_placement"] for f in folds.values()]))
+                                      if all(f["acc_random_placement"] is not None for f in folds.values())
+                                      else None),
         "best_epoch_median": float(np.median([f["best_epoch"] for f in folds.values()])),
         "training_seconds": float(sum(f["training_seconds"] for f in folds.values())),
         "config": {k: v for k, v in asdict(cfg).items()
@@ -182,7 +199,7 @@ def run_train(args: argparse.Namespace) -> int:
             resume = args.resume and (Path(fcfg.out) / "last.pt").exists()
             _record_command(Path(fcfg.out), command, resume)
             run = train(fcfg, resume=resume, progress=not args.quiet)
-            finish_run(fcfg, run, _first_command(run, command))
+            finish_run(fcfg, run, _first_command(run, command), export=not args.no_onnx)
         summary = summarize_cv(Path(cfg.out))
         print(f"fold-wise ACC {summary['acc_mean']:.3f} ± {summary['acc_std']:.3f}  "
               + "  ".join(f"fold {k}: {v['acc']:.3f}" for k, v in summary["folds"].items()))
@@ -190,8 +207,14 @@ def run_train(args: argparse.Namespace) -> int:
     _record_command(Path(cfg.out), command, args.resume)
     run = train(cfg, resume=args.resume, progress=not args.quiet)
     saved = TrainConfig(**json.loads((run / "config.json").read_text()))
-    finish_run(saved, run, _first_command(run, command))
+    finish_run(saved, run, _first_command(run, command), export=not args.no_onnx)
     return 0
+
+
+def _trained_on(run: Path) -> str | None:
+    """The device a run trained on, from the card its evaluation wrote (cpu, cuda)."""
+    cards = [p for p in run.glob("*.json") if p.stem in ARCHITECTURES]
+    return json.loads(cards[0].read_text())["training"].get("device") if cards else None
 
 
 def _record_command(run: Path, command: str, resume: bool) -> None:

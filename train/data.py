@@ -283,6 +283,25 @@ def build_cache(clips: list[Clip], cache_dir: str | Path, progress: bool = True)
     return LogMelCache(np.load(npz, mmap_mode="r"), np.array(lengths), kept, failed)
 
 
+def content_frames(lengths: np.ndarray) -> np.ndarray:
+    """How many leading frames of a zero-padded clip hold its audio (the STFT window reaches a few
+    frames past the end); the frames after them are padding."""
+    return np.minimum(np.ceil(np.asarray(lengths) / HOP_LENGTH).astype(np.int64) + 4, N_FRAMES)
+
+
+def place_randomly(logmels: np.ndarray, lengths: np.ndarray, seed: int) -> np.ndarray:
+    """Each clip shorter than the window moved to a random place in it (its padding rolled to the
+    front), the way sounds fall anywhere in a live stream's windows. The dataset's clips all start
+    at the window's start, so plain test accuracy cannot tell whether a model copes with that.
+    Rolling log-mel frames is what `--time-shift` training does too."""
+    room = N_FRAMES - content_frames(lengths)
+    shifts = np.random.default_rng(seed).integers(0, room + 1)
+    out = np.array(logmels)
+    for i in np.flatnonzero(shifts):
+        out[i] = np.roll(out[i], int(shifts[i]), axis=0)
+    return out
+
+
 def class_counts(clips: list[Clip], idx: list[int]) -> dict[str, int]:
     counts = dict.fromkeys(CLASSES, 0)
     for i in idx:

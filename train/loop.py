@@ -19,9 +19,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from realtime_sed.constants import HOP_LENGTH, LOG_AMIN, N_FRAMES
+from realtime_sed.constants import LOG_AMIN, N_FRAMES
 from train.architectures import build_cnn, count_trainable
-from train.data import LogMelCache, Split, build_cache, fold_split, random_split, read_metadata
+from train.data import (LogMelCache, Split, build_cache, content_frames, fold_split, random_split,
+                        read_metadata)
 
 SILENCE_DB = 10.0 * math.log10(LOG_AMIN)
 
@@ -101,8 +102,7 @@ def augment(x: torch.Tensor, lengths: torch.Tensor, pool: torch.Tensor, cfg: Tra
     b = x.shape[0]
     dev = x.device
     if cfg.time_shift:
-        content = torch.clamp(torch.ceil(lengths / HOP_LENGTH).long() + 4, max=N_FRAMES)
-        room = N_FRAMES - content
+        room = N_FRAMES - torch.from_numpy(content_frames(lengths.numpy()))
         shifts = (torch.rand(b, generator=gen) * (room + 1).cpu()).long()
         for i in torch.nonzero(shifts).flatten().tolist():
             x[i] = torch.roll(x[i], int(shifts[i]), dims=0)
@@ -112,8 +112,8 @@ def augment(x: torch.Tensor, lengths: torch.Tensor, pool: torch.Tensor, cfg: Tra
             idx = torch.randint(len(pool), (int(chosen.sum()),), generator=gen)
             noise = pool[idx].to(dev)
             rel_db = (torch.rand(len(idx), 1, 1, generator=gen) * -15 - 5).to(dev)  # -20..-5 dB
-            mixed = 10 * torch.log10(10 ** (x[chosen] / 10) + 10 ** ((noise + rel_db) / 10))
-            x[chosen] = mixed
+            on_dev = chosen.to(dev)  # the mask lives where the batch does (GPU training)
+            x[on_dev] = 10 * torch.log10(10 ** (x[on_dev] / 10) + 10 ** ((noise + rel_db) / 10))
     if cfg.gain_db:
         gain = ((torch.rand(b, 1, 1, generator=gen) * 2 - 1) * cfg.gain_db).to(dev)
         x = torch.clamp(x + gain, min=SILENCE_DB)
@@ -213,7 +213,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
         optimizer.load_state_dict(ckpt["optimizer"])
         if scheduler is not None and "scheduler" in ckpt:
             scheduler.load_state_dict(ckpt["scheduler"])
-        gen.set_state(ckpt["generator"])
+        gen.set_state(ckpt["generator"].cpu())  # map_location moved it to the device
         state = {"epoch": ckpt["epoch"], "best_epoch": ckpt["best_epoch"],
                  # checkpoints from before --keep kept the lowest validation loss as the best epoch
                  "lowest_val_loss": ckpt.get("lowest_val_loss", ckpt.get("best_val_loss")),
