@@ -183,7 +183,7 @@ def ablation_table() -> str:
             f"alone on top of the base recipe (constant LR, no augmentation, 40 epochs, last epoch kept). "
             f"Rule, fixed before the runs: {decision['rule']}. The seed difference was "
             f"{decision['seed_difference']:.3f}; kept: **{', '.join(decision['kept']) or 'nothing'}**, "
-            f"so the shipped recipe is `{decision['chosen_cell']}`. The kept changes' fold-wise scores were "
+            f"so the ablation's recipe is `{decision['chosen_cell']}`. The kept changes' fold-wise scores were "
             f"measured on the same test folds that chose them, so they are slightly optimistic.\n\n"
             + "\n".join(rows))
 
@@ -199,6 +199,28 @@ def screening_table() -> str:
             "was then 10% of the training recordings drawn over all classes, the rule that failed on "
             "fold 1, see below). Each row adds to the one above it except the last, which adds label "
             "smoothing to the best.\n\n" + "\n".join(rows))
+
+
+def placement_table(shipped: dict) -> str:
+    """The check that added a change after the ablation (scripts/ship.py --added), from the card."""
+    parts = []
+    for key, card in shipped.items():
+        added = card.get("recipe_choice", {}).get("added_after_ablation")
+        if not added:
+            continue
+        rows = ["| recipe | | fold 1 | fold 2 | fold 3 | fold 10 | mean |", "|---|---|---|---|---|---|---|"]
+        for side in ("without", "with"):
+            s = added[side]
+            for label, field, mean in (("clips at the start", "acc", "acc_mean"),
+                                       ("short clips placed at random", "acc_random_placement",
+                                        "acc_random_placement_mean")):
+                cells = " | ".join(f"{s['folds'][f][field]:.3f}" for f in ("1", "2", "3", "10"))
+                rows.append(f"| {s['recipe']} | {label} | {cells} | {s[mean]:.3f} |")
+        parts.append(f"**{NAMES[key]}: {', '.join(added['changes'])} added after the ablation.** Rule: "
+                     f"{added['rule']}. Gain with short clips placed at random "
+                     f"{added['gain_random_placement']:+.3f}, with clips at the start {added['gain_plain']:+.3f} "
+                     f"(both recipes trained on the CPU, seed 0).\n\n" + "\n".join(rows))
+    return "\n\n".join(parts)
 
 
 def demo_table(shipped: dict) -> str:
@@ -229,7 +251,7 @@ def collect() -> None:
             shutil.copy(run / f"{key}.json", DOCS / "faithful" / f"{key}.json")
             for fig in ("confusion", "curves"):
                 shutil.copy(run / f"{fig}.png", figures / f"{key}-random-{fig}.png")
-    for cv in (ROOT / "runs").glob("*-folds-*/cv.json"):
+    for cv in [*(ROOT / "runs").glob("*-folds-*/cv.json"), *(ROOT / "runs").glob("placement/*-folds-*/cv.json")]:
         name = cv.parent.name.replace("-folds-", "-")
         shutil.copy(cv, DOCS / "foldwise" / f"{name}.json")
         shutil.copy(cv.parent / "confusion.png", figures / f"{name}-folds-confusion.png")
@@ -252,7 +274,9 @@ def write() -> None:
                  f"{t['total_training_seconds'] / 60:.0f} min on {t['device']}.", "",
                  f"![{NAMES[key]} confusion matrix](figures/{key}-random-confusion.png)",
                  f"![{NAMES[key]} training curves](figures/{key}-random-curves.png)", ""]
+    placement = placement_table(shipped_cards())
     body += ["## Fold-wise", "", foldwise_table(), "", "## Measuring each change", "", ablation_table(), "",
+             *([placement, ""] if placement else []),
              "## Choosing the recipe, first screening", "", screening_table(), ""]
     for (key, recipe), s in foldwise_summaries().items():
         body += [f"### {NAMES[key]}, {recipe} recipe", "",
@@ -285,6 +309,7 @@ def write() -> None:
     block = "\n\n".join([side_by_side_table(), faithful_table(),
                           "Normalised confusion matrices of the faithful runs (random-split test part):",
                           images, foldwise_table(all_recipes=False), ablation_table()]
+                         + ([placement] if placement else [])
                          + (["Fold-wise confusion of the shipped models' recipe, the four test folds pooled "
                              "(all recipes: docs/results.md):", pooled] if pooled else []))
     (ROOT / "README.md").write_text(readme[:start] + "\n" + block + "\n" + readme[end:])

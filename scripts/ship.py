@@ -66,7 +66,35 @@ def ablation_section(decision: dict) -> dict:
             "kept": decision["kept"], "details": "docs/results.md#measuring-each-change"}
 
 
-def ship(model: str, run: Path, foldwise: Path | None, out_dir: Path, ablation: Path | None = None) -> Path:
+PLACEMENT_RULE = ("a change is added after the ablation when, over the same four test folds on the same "
+                  "hardware, it raises the mean accuracy with short test clips placed at random in the "
+                  "window by more than the ablation's seed difference, and lowers the plain mean accuracy "
+                  "by no more than that")
+
+
+def placement_section(added: list[str], with_it: dict, without: dict, seed_difference: float) -> dict:
+    """Why a change the ablation did not keep is in the recipe after all: the ablation scored clips
+    at the window's start, a live stream puts them anywhere (train.data.place_randomly)."""
+    def short(s: dict) -> dict:
+        return {"recipe": s["recipe"], "acc_mean": s["acc_mean"],
+                "acc_random_placement_mean": s["acc_random_placement_mean"],
+                "folds": {k: {"acc": v["acc"], "acc_random_placement": v["acc_random_placement"],
+                              "device": v.get("device")} for k, v in s["folds"].items()}}
+
+    gain_placed = with_it["acc_random_placement_mean"] - without["acc_random_placement_mean"]
+    gain_plain = with_it["acc_mean"] - without["acc_mean"]
+    devices = [{v.get("device") for v in s["folds"].values()} for s in (with_it, without)]
+    if len(with_it["folds"]) != 4 or set(with_it["folds"]) != set(without["folds"]) or devices[0] != devices[1]:
+        raise SystemExit("the placement check needs both recipes on the same four test folds and hardware")
+    if not (gain_placed > seed_difference and gain_plain >= -seed_difference):
+        raise SystemExit(f"adding {', '.join(added)} does not pass the placement rule "
+                         f"(placed {gain_placed:+.3f}, plain {gain_plain:+.3f}, seed difference {seed_difference:.3f})")
+    return {"changes": added, "rule": PLACEMENT_RULE, "gain_random_placement": gain_placed,
+            "gain_plain": gain_plain, "with": short(with_it), "without": short(without)}
+
+
+def ship(model: str, run: Path, foldwise: Path | None, out_dir: Path, ablation: Path | None = None,
+         added: list[str] | None = None, without: Path | None = None) -> Path:
     proto = onnx.load(str(run / f"{model}.onnx"))
     meta = {p.key: p.value for p in proto.metadata_props}
     card = json.loads(meta[CARD_METADATA_KEY])
@@ -83,7 +111,12 @@ def ship(model: str, run: Path, foldwise: Path | None, out_dir: Path, ablation: 
     if paper and card["training"]["recipe"] != paper["recipe"]:
         card["foldwise_paper_recipe"] = foldwise_section(paper)
     if ablation:
-        card["recipe_choice"] = ablation_section(json.loads(ablation.read_text()))
+        decision = json.loads(ablation.read_text())
+        card["recipe_choice"] = ablation_section(decision)
+        if added:
+            card["recipe_choice"]["added_after_ablation"] = placement_section(
+                added, json.loads(foldwise.read_text()), json.loads(without.read_text()),
+                decision["seed_difference"])
     exported_later = "--no-onnx" in card["command"].split()
     card["commands"] = {"this_model": card["command"],
                         **({"export": f"realtime-sed export {run_name(run)}/best.pt"} if exported_later else {}),
@@ -112,9 +145,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--run", type=Path, required=True, help="run folder with MODEL.onnx")
     parser.add_argument("--foldwise", type=Path, help="cv.json summary of the same recipe")
     parser.add_argument("--ablation", type=Path, help="the decision that chose the recipe (runs/ablation.json)")
+    parser.add_argument("--added", help="changes added after the ablation by the placement rule, e.g. shift")
+    parser.add_argument("--without", type=Path,
+                        help="with --added: the fold-wise summary of the recipe without them (same folds, "
+                             "same hardware)")
     parser.add_argument("--out", type=Path, default=ROOT / "models")
     args = parser.parse_args(argv)
-    print(f"shipped {ship(args.model, args.run, args.foldwise, args.out, args.ablation)}")
+    if args.added and not (args.ablation and args.without and args.foldwise):
+        parser.error("--added needs --ablation, --foldwise and --without")
+    added = args.added.split(",") if args.added else None
+    print(f"shipped {ship(args.model, args.run, args.foldwise, args.out, args.ablation, added, args.without)}")
     return 0
 
 

@@ -58,4 +58,11 @@ def test_each_model_is_shipped_with_a_card_that_says_how_it_was_made(name):
     in_recipe = {"cosine": config["schedule"] == "cosine", "shift": config["time_shift"],
                  "gain": bool(config["gain_db"]), "mix": bool(config["mix_prob"]),
                  "spec": bool(config["spec_masks"]), "smooth": bool(config["label_smoothing"])}
-    assert [k for k, used in in_recipe.items() if used] == choice["kept"]
+    added = choice.get("added_after_ablation", {})
+    assert [k for k, used in in_recipe.items() if used] == sorted(
+        choice["kept"] + added.get("changes", []), key=list(in_recipe).index)
+    if added:  # a change the ablation did not keep, added by the placement rule: its evidence
+        assert added["gain_random_placement"] > choice["seed_difference"]
+        assert added["gain_plain"] >= -choice["seed_difference"]
+        assert sorted(added["with"]["folds"], key=int) == ["1", "2", "3", "10"] == sorted(
+            added["without"]["folds"], key=int)
