@@ -15,13 +15,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from train.commands import _first_command, finish_run, summarize_cv  # noqa: E402
+from train.commands import first_command, finish_run, summarize_cv  # noqa: E402
 from train.loop import TrainConfig  # noqa: E402
 
 
 def reevaluate(run: Path) -> None:
     cfg = TrainConfig(**json.loads((run / "config.json").read_text()))
-    finish_run(cfg, run, _first_command(run, ""), export=False)
+    finish_run(cfg, run, first_command(run, ""), export=False)
 
 
 def main(argv: list[str]) -> int:

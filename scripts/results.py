@@ -179,7 +179,7 @@ def ablation_table() -> str:
         recipe = s["recipe"] + (f", seed {s['config']['seed']}" if s["config"]["seed"] else "")
         rows.append(f"| {cell} | {recipe} | {mean_std(s)} | {per_fold} | "
                     f"{s['acc_mean'] - base['acc_mean']:+.3f} | {better} of 4 | {kept} |")
-    return (f"**Measuring each change** (ConvDB, fold-wise, one run per fold, all on the GPU): each change "
+    return (f"**Measuring each change** (ConvDB, fold-wise, one run per fold, all on the {trained_on(base)}): each change "
             f"alone on top of the base recipe (constant LR, no augmentation, 40 epochs, last epoch kept). "
             f"Rule, fixed before the runs: {decision['rule']}. The seed difference was "
             f"{decision['seed_difference']:.3f}; kept: **{', '.join(decision['kept']) or 'nothing'}**, "
@@ -219,7 +219,7 @@ def placement_table(shipped: dict) -> str:
         parts.append(f"**{NAMES[key]}: {', '.join(added['changes'])} added after the ablation.** Rule: "
                      f"{added['rule']}. Gain with short clips placed at random "
                      f"{added['gain_random_placement']:+.3f}, with clips at the start {added['gain_plain']:+.3f} "
-                     f"(both recipes trained on the CPU, seed 0).\n\n" + "\n".join(rows))
+                     f"(both recipes trained on the {trained_on(added['with'])}).\n\n" + "\n".join(rows))
     return "\n\n".join(parts)
 
 

@@ -150,7 +150,7 @@ def summarize_cv(out: Path) -> dict:
             "best_epoch": meta["best_epoch"], "epochs_run": meta["epochs_run"],
             "seconds_per_epoch_median": float(np.median(seconds)), "training_seconds": float(np.sum(seconds)),
             "device": _trained_on(run),
-            "command": _first_command(run, ""),
+            "command": first_command(run, ""),
         }
     if not folds:
         raise SedError(f"{out}: no finished folds to summarize")
@@ -199,7 +199,7 @@ def run_train(args: argparse.Namespace) -> int:
             resume = args.resume and (Path(fcfg.out) / "last.pt").exists()
             _record_command(Path(fcfg.out), command, resume)
             run = train(fcfg, resume=resume, progress=not args.quiet)
-            finish_run(fcfg, run, _first_command(run, command), export=not args.no_onnx)
+            finish_run(fcfg, run, first_command(run, command), export=not args.no_onnx)
         summary = summarize_cv(Path(cfg.out))
         print(f"fold-wise ACC {summary['acc_mean']:.3f} ± {summary['acc_std']:.3f}  "
               + "  ".join(f"fold {k}: {v['acc']:.3f}" for k, v in summary["folds"].items()))
@@ -207,7 +207,7 @@ def run_train(args: argparse.Namespace) -> int:
     _record_command(Path(cfg.out), command, args.resume)
     run = train(cfg, resume=args.resume, progress=not args.quiet)
     saved = TrainConfig(**json.loads((run / "config.json").read_text()))
-    finish_run(saved, run, _first_command(run, command), export=not args.no_onnx)
+    finish_run(saved, run, first_command(run, command), export=not args.no_onnx)
     return 0
 
 
@@ -224,7 +224,7 @@ def _record_command(run: Path, command: str, resume: bool) -> None:
         (run / "command.txt").write_text(command + "\n")
 
 
-def _first_command(run: Path, command: str) -> str:
+def first_command(run: Path, command: str) -> str:
     """The command that started the run (a resume continues it; the card records the start)."""
     path = run / "command.txt"
     return path.read_text().strip() if path.exists() else command

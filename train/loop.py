@@ -103,7 +103,7 @@ def augment(x: torch.Tensor, lengths: torch.Tensor, pool: torch.Tensor, cfg: Tra
     dev = x.device
     if cfg.time_shift:
         room = N_FRAMES - torch.from_numpy(content_frames(lengths.numpy()))
-        shifts = (torch.rand(b, generator=gen) * (room + 1).cpu()).long()
+        shifts = (torch.rand(b, generator=gen) * (room + 1)).long()
         for i in torch.nonzero(shifts).flatten().tolist():
             x[i] = torch.roll(x[i], int(shifts[i]), dims=0)
     if cfg.mix_prob:
