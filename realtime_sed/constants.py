@@ -4,6 +4,8 @@
 metadata so a mismatched model is caught when it is loaded, not when its outputs look odd.
 """
 
+import math
+
 SAMPLE_RATE = 22050
 """Audio is resampled to this rate once, at the source."""
 
@@ -23,6 +25,8 @@ LOG_AMIN = 1e-10
 """Mel power is floored here before 10*log10, so digital silence gives -100 dB, not -inf.
 No top_db clipping: that would make each frame depend on the loudest frame of its window,
 and break the reuse of frames across overlapping windows."""
+LOG_FLOOR_DB = -100.0
+"""10 * log10(LOG_AMIN): the front end clamps its output here too, so the floor is exact."""
 
 CLASSES = (
     "air_conditioner",
@@ -47,4 +51,5 @@ CARD_METADATA_KEY = "realtime_sed.card"  # the model card (JSON) in the ONNX met
 exported graph. The runtime cuts the graph here to run the CNN on log-mels it computed itself."""
 
 assert N_FRAMES == 345
+assert LOG_FLOOR_DB == 10 * math.log10(LOG_AMIN)
 assert WINDOW_SAMPLES == int(WINDOW_SECONDS * SAMPLE_RATE)

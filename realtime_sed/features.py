@@ -19,6 +19,7 @@ from realtime_sed.constants import (
     F_MIN,
     HOP_LENGTH,
     LOG_AMIN,
+    LOG_FLOOR_DB,
     N_FFT,
     N_FRAMES,
     N_MELS,
@@ -26,6 +27,7 @@ from realtime_sed.constants import (
     WINDOW_SAMPLES,
 )
 
+FLOOR_DB = np.float32(LOG_FLOOR_DB)  # what silence and padding give, exactly
 PAD = N_FFT // 2
 EDGE = -(-PAD // HOP_LENGTH)  # frames at each end whose span leaves the window: 4
 FIRST_INTERIOR = EDGE
@@ -71,7 +73,9 @@ def frames_to_logmel(segments: np.ndarray) -> np.ndarray:
     spectrum = np.fft.rfft(segments * hann_window(), axis=-1)
     power = (np.square(spectrum.real) + np.square(spectrum.imag)).astype(np.float32)
     mel = power @ mel_filterbank()
-    return 10.0 * np.log10(np.maximum(mel, np.float32(LOG_AMIN)))
+    # Clamped in dB as well as in power: float32 log10 has several code paths (SIMD or not), and
+    # one of them gives -100.00001 for 1e-10. Padding frames feed the CNN, so the floor is exact.
+    return np.maximum(10.0 * np.log10(np.maximum(mel, np.float32(LOG_AMIN))), FLOOR_DB)
 
 
 def logmel(window: np.ndarray) -> np.ndarray:
