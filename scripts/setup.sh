@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what realtime-sed needs on a fresh Debian/Ubuntu box with Python >= 3.11:
-# PortAudio from apt (when missing) and a virtual environment in .venv with the given extras.
+# PortAudio from apt (when missing) and a virtual environment in .venv with the given extras, every
+# package at the version pinned in requirements.lock (made by scripts/lock.sh), so every machine
+# gets the same numpy, textual, torch, ...
 #   scripts/setup.sh            runtime only (numpy, onnxruntime, sounddevice, textual, ...)
 #   scripts/setup.sh train,dev  plus torch/torchaudio for training and the test tools
 set -euo pipefail
@@ -26,8 +28,9 @@ python=${PYTHON:-python3}
 spec="."
 [ -n "$extras" ] && spec=".[${extras}]"
 stamp=".venv/.installed-${extras:-runtime}"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+lock=requirements.lock
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$lock" -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e "$spec"
+  .venv/bin/python -m pip install -q -c "$lock" -e "$spec"
   touch "$stamp"
 fi
