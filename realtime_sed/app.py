@@ -1,44 +1,26 @@
-"""What each runtime subcommand does: wiring sources, the classifier, the stream and the sinks."""
+"""The headless runtime commands: `listen --no-tui`, `classify` and `devices`.
+
+Each takes the `Settings` that `cli.py` built and wires its parts through `wiring.py`; the
+dashboard (`tui/app.py`) and the benchmark (`bench.py`) are the other commands beside this one.
+"""
 
 from __future__ import annotations
 
-import argparse
 import sys
 import threading
 from datetime import datetime
-from pathlib import Path
 
-from realtime_sed.classifier import OnnxClassifier
-from realtime_sed.constants import CLASSES
-from realtime_sed.errors import AudioError, SedError
-from realtime_sed.events import DetectorConfig, Event
-from realtime_sed.sinks import JsonlSink, make_sink
-from realtime_sed.sources import FileSource, MicSource, input_devices, prefetched
-from realtime_sed.stream import DetectionStream, WindowResult
+from realtime_sed.constants import CLASSES, SAMPLE_RATE
+from realtime_sed.errors import AudioError
+from realtime_sed.events import Event
+from realtime_sed.settings import Settings
+from realtime_sed.sinks import make_sink
+from realtime_sed.sources import input_devices
+from realtime_sed.stream import WindowResult
+from realtime_sed.wiring import (classify_file, load_classifier, make_stream, open_event_log, open_file,
+                                 open_source)
 
-DEMO_FILE = Path(__file__).resolve().parent.parent / "demo" / "urban-demo.ogg"
 PROGRESS_MIN_SECONDS = 60.0  # files at least this long get a progress bar
-
-
-def detector_config(args: argparse.Namespace, clf: OnnxClassifier) -> DetectorConfig:
-    allow = [c.strip() for c in args.classes.split(",")] if args.classes else None
-    if allow:
-        unknown = [c for c in allow if c not in CLASSES]
-        if unknown:
-            raise SedError(f"unknown class {unknown[0]!r} in --classes; known: {', '.join(CLASSES)}")
-    return DetectorConfig.from_card(
-        clf.thresholds, on=args.threshold, off=args.off_threshold, smooth=args.smooth,
-        smooth_method=args.smooth_method, min_duration=args.min_duration, allow=allow,
-        gate_db=args.gate_db)
-
-
-def make_stream(args: argparse.Namespace, clf: OnnxClassifier, sinks=(), filename: str = "",
-                wall_clock=None, pipeline: bool = False) -> DetectionStream:
-    try:
-        return DetectionStream(clf, args.hop, detector_config(args, clf), sinks, filename, wall_clock,
-                               pipeline)
-    except ValueError as exc:
-        raise SedError(str(exc)) from None
 
 
 def format_event(ev: Event) -> str:
@@ -53,84 +35,76 @@ def format_window(r: WindowResult) -> str:
             + "  ".join(f"{CLASSES[c]} {r.smoothed[c]:.2f}" for c in top))
 
 
-def open_source(args: argparse.Namespace, stop: threading.Event):
-    if args.file:
-        return FileSource(args.file, realtime=args.realtime, stop=stop)
-    return MicSource(args.device, stop=stop)
-
-
-def run_listen(args: argparse.Namespace) -> int:
-    clf = OnnxClassifier(args.model, threads=args.threads)
-    if args.file is None and args.realtime:
-        raise SedError("--realtime only applies to --file")
-    if not args.no_tui and sys.stdout.isatty() and sys.stderr.isatty():
-        from realtime_sed.tui.app import run_dashboard
-
-        return run_dashboard(args, clf)
+def run_listen(settings: Settings) -> int:
+    """Headless `listen`: events (and with `verbose` each window) on standard output, the run's
+    summary on standard error."""
+    clf = load_classifier(settings.stream)
     stop = threading.Event()
-    source = open_source(args, stop)
-    sink = JsonlSink(args.events, windows=args.windows) if args.events else None
-    stream = make_stream(args, clf, [sink] if sink else [], source.description, source.wall_time_at)
-    print(f"listening to {source.description} ({source.native_rate} Hz -> 22050 Hz), model {clf.name}, "
-          f"hop {stream.hop_s:.4f} s", file=sys.stderr, flush=True)
+    source = open_source(settings.source, stop)
+    sink = open_event_log(settings.output)
+    try:
+        stream = make_stream(clf, settings, [sink] if sink else [], source.description, source.wall_time_at)
+    except BaseException:
+        source.close()
+        if sink:
+            sink.close()
+        raise
+    print(f"listening to {source.description} ({source.native_rate} Hz -> {SAMPLE_RATE} Hz), model "
+          f"{clf.name}, hop {stream.hop_s:.4f} s", file=sys.stderr, flush=True)
 
     def on_window(r: WindowResult) -> None:
-        if args.verbose:
+        if settings.output.verbose:
             print(format_window(r), flush=True)
         for ev in r.finished:
             print(format_event(ev), flush=True)
 
     try:
-        stats = stream.run(source.blocks(), on_window, stop, args.duration)
+        stats = stream.run(source.blocks(), on_window, stop, settings.source.duration)
     except KeyboardInterrupt:
         stats = stream.stats
     finally:
         source.close()
         if sink:
             sink.close()
-    print(f"{stats.windows} windows, {stats.events} events, {stats.audio_s:.1f} s of audio in "
-          f"{stats.elapsed_s:.1f} s, inference {stats.median_infer_ms:.2f} ms (median), "
-          f"dropped {source.dropped_samples} samples, {source.overflows} overflows",
-          file=sys.stderr)
+    print(stats.summary(source.dropped_samples, source.overflows), file=sys.stderr)
     return 0
 
 
-def run_classify(args: argparse.Namespace) -> int:
-    clf = OnnxClassifier(args.model, threads=args.threads)
-    make_stream(args, clf)  # check the detector settings before touching any file
-    sink = make_sink(args.format, args.output, windows=args.windows)
+def run_classify(settings: Settings) -> int:
+    """Every file in turn; a bad file is reported and skipped, and the exit code says so."""
+    clf = load_classifier(settings.stream)
+    make_stream(clf, settings)  # check the detector settings before touching any file
+    files = settings.classify.files
+    sink = make_sink(settings.classify.format, settings.classify.output, windows=settings.output.windows)
     failed = 0
     try:
-        for path in args.files:
+        for path in files:
             try:
-                classify_file(path, args, clf, sink)
+                _classify_one(path, clf, sink, settings)
             except AudioError as exc:
                 failed += 1
                 print(f"realtime-sed: error: {exc}", file=sys.stderr)
     finally:
         sink.close()
-    if failed and len(args.files) > 1:  # one file: its error line says it all
-        print(f"realtime-sed: {failed} of {len(args.files)} files failed", file=sys.stderr)
+    if failed and len(files) > 1:  # one file: its error line says it all
+        print(f"realtime-sed: {failed} of {len(files)} files failed", file=sys.stderr)
     return 1 if failed else 0
 
 
-def classify_file(path: str, args: argparse.Namespace, clf: OnnxClassifier, sink) -> list[Event]:
-    source = FileSource(path, realtime=False, block_size=args.block_size)
-    stream = make_stream(args, clf, [sink], Path(path).name, pipeline=True)
-    show = not args.quiet and source.duration_s >= PROGRESS_MIN_SECONDS and sys.stderr.isatty()
-    blocks = prefetched(source.blocks())
+def _classify_one(path: str, clf, sink, settings: Settings) -> None:
+    source = open_file(path, settings)
+    show = not settings.classify.quiet and source.duration_s >= PROGRESS_MIN_SECONDS and sys.stderr.isatty()
     if not show:
-        stream.run(blocks)
-        return stream.events
+        classify_file(source, clf, sink, settings)
+        return
     from rich.progress import Progress
 
     with Progress(transient=True) as progress:
-        task = progress.add_task(Path(path).name, total=source.duration_s)
-        stream.run(blocks, lambda r: progress.update(task, completed=r.end_s))
-    return stream.events
+        task = progress.add_task(source.description, total=source.duration_s)
+        classify_file(source, clf, sink, settings, lambda r: progress.update(task, completed=r.end_s))
 
 
-def run_devices(args: argparse.Namespace) -> int:
+def run_devices(settings: Settings) -> int:
     devices = input_devices()
     if not devices:
         print("no audio input devices found")
@@ -138,9 +112,3 @@ def run_devices(args: argparse.Namespace) -> int:
     for d in devices:
         print(f"{d['index']:3d}  {d['name']}  ({d['channels']} ch, {d['rate']} Hz, {d['hostapi']})")
     return 0
-
-
-def run_bench(args: argparse.Namespace) -> int:
-    from realtime_sed.bench import run
-
-    return run(args)

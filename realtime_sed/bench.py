@@ -10,7 +10,6 @@ Machines are noisy: every figure is a median of repeats taken in this one run.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -25,16 +24,19 @@ import soundfile as sf
 
 from realtime_sed.audio import load_audio
 from realtime_sed.classifier import OnnxClassifier
-from realtime_sed.constants import SAMPLE_RATE, WINDOW_SAMPLES
+from realtime_sed.constants import DEMO_FILE, SAMPLE_RATE, WINDOW_SAMPLES
 from realtime_sed.features import LogMelFrames
-from realtime_sed.windows import hop_to_samples
+from realtime_sed.settings import Settings, StreamSettings
+from realtime_sed.sinks import make_sink
+from realtime_sed.windows import DEFAULT_HOP_SECONDS, hop_to_samples
+from realtime_sed.wiring import classify_file, open_file
 
 TARGETS = {"latency_ms": 3.0, "throughput_x": 300.0, "rss_mb": 150.0, "rss_growth_mb": 5.0}
 
 
 def window_latency(model: str, audio: np.ndarray, repeats: int = 200) -> dict:
     clf = OnnxClassifier(model, threads=1)
-    hop = hop_to_samples(0.5)
+    hop = hop_to_samples(DEFAULT_HOP_SECONDS)
     looped = np.resize(audio, WINDOW_SAMPLES + hop * (repeats + 6))
     frames = LogMelFrames()
     fast, full = [], []
@@ -55,21 +57,16 @@ def window_latency(model: str, audio: np.ndarray, repeats: int = 200) -> dict:
 
 
 def classify_throughput(model: str, path: Path, repeats: int = 3) -> dict:
-    from realtime_sed.app import classify_file
-    from realtime_sed.cli import build_parser
-    from realtime_sed.sinks import make_sink
-
     # Two cores: classify pipelines the log-mels (main thread) against the CNN (a worker thread),
     # so one ONNX Runtime thread per session uses both; more would only oversubscribe them.
-    args = build_parser().parse_args(["classify", str(path), "--model", model, "--threads", "1",
-                                      "--hop", "0.5", "--quiet"])
+    settings = Settings(stream=StreamSettings(model=model, hop=DEFAULT_HOP_SECONDS, threads=1))
     clf = OnnxClassifier(model, threads=1)
     duration = sf.info(str(path)).duration
     times = []
     for _ in range(repeats):
         sink = make_sink("tsv", os.devnull)
         t0 = time.perf_counter()
-        classify_file(str(path), args, clf, sink)
+        classify_file(open_file(path, settings), clf, sink, settings)
         times.append(time.perf_counter() - t0)
         sink.close()
     return {"audio_s": duration, "median_s": float(np.median(times)),
@@ -129,30 +126,31 @@ def long_file(audio: np.ndarray, hours: float, folder: Path) -> Path:
     return path
 
 
-def run(args: argparse.Namespace) -> int:
-    from realtime_sed.app import DEMO_FILE
-
-    path = Path(args.file) if args.file else DEMO_FILE
+def run_bench(settings: Settings) -> int:
+    """`realtime-sed bench`: the model of `settings.stream`, the audio of `settings.source.file`
+    (default: the bundled demo)."""
+    model, bench = settings.stream.model, settings.bench
+    path = Path(settings.source.file) if settings.source.file else DEMO_FILE
     audio = load_audio(path)
-    results: dict = {"model": args.model, "file": str(path), "targets": TARGETS, "cpus": os.cpu_count()}
-    print(f"benchmark: model {args.model}, audio {path.name} ({len(audio) / SAMPLE_RATE:.1f} s)")
-    lat = results["latency"] = window_latency(args.model, audio)
+    results: dict = {"model": model, "file": str(path), "targets": TARGETS, "cpus": os.cpu_count()}
+    print(f"benchmark: model {model}, audio {path.name} ({len(audio) / SAMPLE_RATE:.1f} s)")
+    lat = results["latency"] = window_latency(model, audio)
     print(f"latency per 4 s window, 1 thread: median {lat['fast_median_ms']:.2f} ms, p95 "
           f"{lat['fast_p95_ms']:.2f} ms (target <= {TARGETS['latency_ms']:g} ms); one-file ONNX graph on "
           f"raw audio: median {lat['full_graph_median_ms']:.2f} ms "
           f"({lat['full_graph_median_ms'] / lat['fast_median_ms']:.1f}x slower)")
-    thr = results["classify"] = classify_throughput(args.model, path)
+    thr = results["classify"] = classify_throughput(model, path)
     print(f"classify throughput, hop 0.5 s, 2 cores (pipelined): {thr['throughput_x']:.0f}x real time "
           f"(target >= {TARGETS['throughput_x']:g}x)")
-    mem = results["listen"] = listen_memory(args.model, path)
+    mem = results["listen"] = listen_memory(model, path)
     print(f"listen --no-tui --file: peak RSS {mem['peak_rss_mb']:.1f} MB (target <= {TARGETS['rss_mb']:g} MB)")
-    if args.hours:
+    if bench.hours:
         with tempfile.TemporaryDirectory() as tmp:
-            long = long_file(audio, args.hours, Path(tmp))
-            soak = results["soak"] = listen_memory(args.model, long)
-        print(f"{args.hours:g} h stream as fast as possible ({soak['wall_s']:.0f} s): RSS {soak['rss_start_mb']:.1f}"
+            long = long_file(audio, bench.hours, Path(tmp))
+            soak = results["soak"] = listen_memory(model, long)
+        print(f"{bench.hours:g} h stream as fast as possible ({soak['wall_s']:.0f} s): RSS {soak['rss_start_mb']:.1f}"
               f" -> {soak['rss_end_mb']:.1f} MB, growth {soak['rss_growth_mb']:+.1f} MB "
               f"(target < {TARGETS['rss_growth_mb']:g} MB), peak {soak['peak_rss_mb']:.1f} MB")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
+    if bench.json:
+        Path(bench.json).write_text(json.dumps(results, indent=1))
     return 0

@@ -1,7 +1,10 @@
-"""The `realtime-sed` command: one place that turns user errors into a one-line message.
+"""The `realtime-sed` command: the only module that knows argparse, and the one place that turns
+user errors into a one-line message.
 
-Subcommands import what they need lazily, so `realtime-sed --help` and the runtime commands never
-load torch, and sounddevice is loaded only for the microphone.
+The runtime commands get `Settings` (realtime_sed/settings.py) built here from the command line;
+option dests are the settings' field names. Subcommands import what they need lazily, so
+`realtime-sed --help` and the runtime commands never load torch, the headless ones never load
+Textual, and sounddevice is loaded only for the microphone.
 """
 
 from __future__ import annotations
@@ -9,38 +12,49 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 
-from realtime_sed.constants import MODEL_NAMES
+from realtime_sed.constants import DATA_DIR, HOP_LENGTH, MODEL_NAMES
 from realtime_sed.errors import SedError
+from realtime_sed.settings import DEFAULT_MODEL, Settings
+from realtime_sed.windows import MIN_HOP_SECONDS
 
-DEFAULT_MODEL = "convdb"
 TRAIN_HINT = "the training commands need the train extra: pip install -e '.[train]'"
 
 
-def _add_stream_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=DEFAULT_MODEL,
+def _class_list(text: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in text.split(",") if c.strip())
+
+
+def _add_stream_args(p: argparse.ArgumentParser, d: Settings) -> None:
+    p.add_argument("--model", default=d.stream.model,
                    help=f"model name in models/ ({', '.join(MODEL_NAMES)}) or a path to an .onnx file "
-                        f"(default: {DEFAULT_MODEL})")
-    p.add_argument("--hop", type=float, default=0.5,
-                   help="seconds between successive 4 s windows, at least 0.1 (default 0.5); rounded "
-                        "to a whole number of 256-sample frames")
-    p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads (default 1)")
-    p.add_argument("--smooth", type=int, default=3,
-                   help="smooth probabilities over the last K windows (default 3; 1 = off)")
-    p.add_argument("--smooth-method", choices=("median", "mean"), default="median")
-    p.add_argument("--threshold", type=float, default=None,
+                        f"(default: {d.stream.model})")
+    p.add_argument("--hop", type=float, default=d.stream.hop,
+                   help=f"seconds between successive 4 s windows, at least {MIN_HOP_SECONDS:g} (default "
+                        f"{d.stream.hop:g}); rounded to a whole number of {HOP_LENGTH}-sample frames")
+    p.add_argument("--threads", type=int, default=d.stream.threads,
+                   help=f"ONNX Runtime threads (default {d.stream.threads})")
+    p.add_argument("--smooth", type=int, default=d.detector.smooth,
+                   help=f"smooth probabilities over the last K windows (default {d.detector.smooth}; 1 = off)")
+    p.add_argument("--smooth-method", choices=("median", "mean"), default=d.detector.smooth_method)
+    p.add_argument("--threshold", type=float, default=d.detector.threshold,
                    help="on-threshold for every class (default: the model card's, else 0.5)")
-    p.add_argument("--off-threshold", type=float, default=None,
+    p.add_argument("--off-threshold", type=float, default=d.detector.off_threshold,
                    help="off-threshold (hysteresis; default: the model card's, else on - 0.15)")
-    p.add_argument("--min-duration", type=float, default=0.0,
-                   help="drop events shorter than this many seconds (default 0)")
-    p.add_argument("--classes", default=None,
+    p.add_argument("--min-duration", type=float, default=d.detector.min_duration,
+                   help=f"drop events shorter than this many seconds (default {d.detector.min_duration:g})")
+    p.add_argument("--classes", type=_class_list, default=d.detector.classes,
                    help="comma-separated allow-list of class names that may raise events")
-    p.add_argument("--gate-db", type=float, default=-60.0,
-                   help="loudness gate in dBFS: no event starts in a quieter window (default -60)")
+    p.add_argument("--gate-db", type=float, default=d.detector.gate_db,
+                   help=f"loudness gate in dBFS: no event starts in a quieter window "
+                        f"(default {d.detector.gate_db:g})")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
+    """The whole command line. The runtime options' defaults come from `defaults` (the settings
+    dataclasses' own defaults unless given), and each option's dest is its settings field."""
+    d = defaults or Settings()
     parser = argparse.ArgumentParser(
         prog="realtime-sed",
         description="Real-time sound event detection with lightweight dilated CNNs (UrbanSound8K classes).",
@@ -50,31 +64,33 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("listen", help="detect events live from the microphone or a replayed file",
                        description="Detect sound events live. Opens the dashboard in a terminal; "
                                    "--no-tui prints events instead.")
-    _add_stream_args(p)
-    p.add_argument("--device", default=None,
+    _add_stream_args(p, d)
+    p.add_argument("--device", default=d.source.device,
                    help="input device: index or part of its name (see `realtime-sed devices`)")
-    p.add_argument("--file", default=None, help="replay this audio file instead of the microphone")
+    p.add_argument("--file", default=d.source.file, help="replay this audio file instead of the microphone")
     p.add_argument("--realtime", action="store_true",
                    help="with --file: pace the replay in real time (default: as fast as possible)")
-    p.add_argument("--events", default=None, help="append detected events to this JSONL file")
+    p.add_argument("--events", default=d.output.events, help="append detected events to this JSONL file")
     p.add_argument("--windows", action="store_true",
                    help="with --events: also log every window's class probabilities")
     p.add_argument("--no-tui", action="store_true", help="print events instead of the dashboard")
     p.add_argument("-v", "--verbose", action="store_true", help="headless: also print each window's top classes")
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds of audio")
+    p.add_argument("--duration", type=float, default=d.source.duration,
+                   help="stop after this many seconds of audio")
 
     p = sub.add_parser("classify", help="classify audio files (fast, through the streaming path)",
                        description="Run each file through the same streaming path as `listen`, as fast "
                                    "as possible, and write its events. A bad file is reported and "
                                    "skipped; the exit code is 1 if any file failed.")
     p.add_argument("files", nargs="+", metavar="FILE")
-    _add_stream_args(p)
-    p.add_argument("--format", choices=("tsv", "jsonl", "csv"), default="tsv",
+    _add_stream_args(p, d)
+    p.add_argument("--format", choices=("tsv", "jsonl", "csv"), default=d.classify.format,
                    help="tsv: DCASE (filename, onset, offset, event_label) with a header (default)")
-    p.add_argument("-o", "--output", default=None, help="write here instead of standard output")
+    p.add_argument("-o", "--output", default=d.classify.output, help="write here instead of standard output")
     p.add_argument("--windows", action="store_true", help="jsonl: also write every window's probabilities")
-    p.add_argument("--block-size", type=int, default=88200,
-                   help="samples per block read (default 88200: several windows per batched CNN call)")
+    p.add_argument("--block-size", type=int, default=d.classify.block_size,
+                   help=f"samples per block read (default {d.classify.block_size}: several windows per "
+                        "batched CNN call)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("devices", help="list audio input devices",
@@ -83,17 +99,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="measure latency, throughput and memory",
                        description="Median and p95 latency per 4 s window (1 thread), classify "
                                    "throughput in x real time (2 threads), peak RSS of a headless listen.")
-    p.add_argument("--model", default=DEFAULT_MODEL)
-    p.add_argument("--file", default=None, help="audio to stream (default: the bundled demo)")
-    p.add_argument("--hours", type=float, default=0.0,
+    p.add_argument("--model", default=d.stream.model)
+    p.add_argument("--file", default=d.source.file, help="audio to stream (default: the bundled demo)")
+    p.add_argument("--hours", type=float, default=d.bench.hours,
                    help="also replay this many hours of audio (looped) and report RSS growth")
-    p.add_argument("--json", default=None, help="also write the figures here")
+    p.add_argument("--json", default=d.bench.json, help="also write the figures here")
+
+    p = sub.add_parser("screenshot", help="draw the dashboard mid-demo into an SVG (for the docs)",
+                       description="Replay the bundled demo as fast as possible up to --at seconds, hold "
+                                   "there, and save the dashboard as an SVG.")
+    p.add_argument("out", nargs="?", default=d.screenshot.out,
+                   help=f"the SVG to write (default {d.screenshot.out})")
+    p.add_argument("--model", default=d.stream.model)
+    p.add_argument("--size", default=d.screenshot.size,
+                   help=f"terminal size, COLSxROWS (default {d.screenshot.size})")
+    p.add_argument("--at", type=float, default=d.screenshot.at,
+                   help=f"seconds of the demo to replay (default {d.screenshot.at:g})")
 
     p = sub.add_parser("train", help="train one of the four models (needs the train extra)",
                        description="Train a Table 1 model on UrbanSound8K, evaluate it on the test part "
                                    "and export it to ONNX with its model card. " + TRAIN_HINT + ".")
-    p.add_argument("--model", choices=MODEL_NAMES, default="convdb")
-    p.add_argument("--data", default="../shared/data/UrbanSound8K",
+    p.add_argument("--model", choices=MODEL_NAMES, default=DEFAULT_MODEL)
+    p.add_argument("--data", default=DATA_DIR,
                    help="UrbanSound8K folder (metadata/UrbanSound8K.csv + audio/foldN/)")
     p.add_argument("--split", choices=("random", "fold"), default="random",
                    help="random: the paper's 80/10/10; fold: official fold-wise (needs --test-fold)")
@@ -137,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run an exported model with ONNX Runtime on raw audio of a split and "
                                    "report ACC, macro/micro P/R/F1, per-class figures and the confusion matrix.")
     p.add_argument("--model", required=True, help="an .onnx file or a model name")
-    p.add_argument("--data", default="../shared/data/UrbanSound8K")
+    p.add_argument("--data", default=DATA_DIR)
     p.add_argument("--split", choices=("random", "fold", "all"), default="random")
     p.add_argument("--test-fold", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
@@ -150,6 +177,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def settings_from_args(args: argparse.Namespace, defaults: Settings | None = None) -> Settings:
+    """The parsed command line as Settings: each option fills the field of its name, in the
+    section that owns it; fields without an option keep `defaults`."""
+    base = defaults or Settings()
+    owner = Settings.section_of()
+    given: dict[str, dict] = {}
+    for name, value in vars(args).items():
+        if name in owner:
+            given.setdefault(owner[name], {})[name] = tuple(value) if isinstance(value, list) else value
+    return replace(base, **{section: replace(getattr(base, section), **values)
+                            for section, values in given.items()})
+
+
+def _run_listen(settings: Settings) -> int:
+    """The dashboard when both standard output and error are a terminal, else headless."""
+    if not settings.output.no_tui and sys.stdout.isatty() and sys.stderr.isatty():
+        from realtime_sed.tui.app import run_dashboard
+
+        return run_dashboard(settings)
+    from realtime_sed.app import run_listen
+
+    return run_listen(settings)
+
+
+def _run_runtime(command: str, settings: Settings) -> int:
+    if command == "listen":
+        return _run_listen(settings)
+    if command == "bench":
+        from realtime_sed.bench import run_bench
+
+        return run_bench(settings)
+    if command == "screenshot":
+        from realtime_sed.tui.screenshot import run_screenshot
+
+        return run_screenshot(settings)
+    from realtime_sed import app
+
+    return {"classify": app.run_classify, "devices": app.run_devices}[command](settings)
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command in ("train", "evaluate", "export"):
         try:
@@ -158,10 +225,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             raise SedError(f"{TRAIN_HINT} ({exc})") from None
         return {"train": commands.run_train, "evaluate": commands.run_evaluate,
                 "export": commands.run_export}[args.command](args)
-    from realtime_sed import app
-
-    return {"listen": app.run_listen, "classify": app.run_classify, "devices": app.run_devices,
-            "bench": app.run_bench}[args.command](args)
+    return _run_runtime(args.command, settings_from_args(args))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,7 @@ metadata so a mismatched model is caught when it is loaded, not when its outputs
 """
 
 import math
+from pathlib import Path
 
 SAMPLE_RATE = 22050
 """Audio is resampled to this rate once, at the source."""
@@ -49,6 +50,12 @@ LOGMEL_TENSOR = "logmel"
 CARD_METADATA_KEY = "realtime_sed.card"  # the model card (JSON) in the ONNX metadata
 """Name of the [batch, 1, N_FRAMES, N_MELS] tensor between the front end and the CNN in an
 exported graph. The runtime cuts the graph here to run the CNN on log-mels it computed itself."""
+
+DATA_DIR = "../shared/data/UrbanSound8K"
+"""Where `train` and `evaluate` look for UrbanSound8K by default (relative to the working folder)."""
+
+DEMO_FILE = Path(__file__).resolve().parent.parent / "demo" / "urban-demo.ogg"
+"""The bundled 77 s demo recording (in a source checkout): `bench` and the screenshots replay it."""
 
 assert N_FRAMES == 345
 assert LOG_FLOOR_DB == 10 * math.log10(LOG_AMIN)

@@ -18,10 +18,10 @@ import numpy as np
 
 from realtime_sed.classifier import OnnxClassifier
 from realtime_sed.constants import SAMPLE_RATE
-from realtime_sed.events import DetectorConfig, Event, EventDetector, level_dbfs
+from realtime_sed.events import SILENCE_DBFS, DetectorConfig, Event, EventDetector, level_dbfs
 from realtime_sed.features import LogMelFrames
 from realtime_sed.sinks import Sink
-from realtime_sed.windows import SlidingWindower, Window, hop_to_samples
+from realtime_sed.windows import DEFAULT_HOP_SECONDS, SlidingWindower, Window, hop_to_samples
 
 CLIP_LEVEL = 0.999  # a sample at or above this magnitude counts as clipping
 
@@ -46,8 +46,8 @@ class StreamStats:
     audio_s: float = 0.0  # seconds of audio consumed
     elapsed_s: float = 0.0  # wall seconds spent
     infer_ms: deque = field(default_factory=lambda: deque(maxlen=200))
-    level_db: float = -120.0  # RMS of the latest block
-    peak_db: float = -120.0
+    level_db: float = SILENCE_DBFS  # RMS of the latest block
+    peak_db: float = SILENCE_DBFS
     clipped_blocks: int = 0
     events: int = 0
 
@@ -59,9 +59,16 @@ class StreamStats:
     def realtime_factor(self) -> float:
         return self.audio_s / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
+    def summary(self, dropped_samples: int = 0, overflows: int = 0) -> str:
+        """The line `listen` ends with, headless or after the dashboard; the source's counts of
+        dropped samples and input overflows complete it."""
+        return (f"{self.windows} windows, {self.events} events, {self.audio_s:.1f} s of audio in "
+                f"{self.elapsed_s:.1f} s, inference {self.median_infer_ms:.2f} ms (median), "
+                f"dropped {dropped_samples} samples, {overflows} overflows")
+
 
 class DetectionStream:
-    def __init__(self, classifier: OnnxClassifier, hop_s: float = 0.5,
+    def __init__(self, classifier: OnnxClassifier, hop_s: float = DEFAULT_HOP_SECONDS,
                  detector: DetectorConfig | None = None, sinks: Iterable[Sink] = (), filename: str = "",
                  wall_clock: Callable[[int], float | None] | None = None, pipeline: bool = False):
         self.classifier = classifier
@@ -143,7 +150,7 @@ class DetectionStream:
         self.stats.audio_s += len(block) / SAMPLE_RATE
         if len(block):
             peak = float(np.max(np.abs(block)))
-            self.stats.peak_db = 20 * np.log10(peak) if peak > 0 else -120.0
+            self.stats.peak_db = 20 * np.log10(peak) if peak > 0 else SILENCE_DBFS
             self.stats.level_db = level_dbfs(block)
             if peak >= CLIP_LEVEL:
                 self.stats.clipped_blocks += 1

@@ -17,6 +17,7 @@ import numpy as np
 from realtime_sed.constants import HOP_LENGTH, SAMPLE_RATE, WINDOW_SAMPLES
 
 MIN_HOP_SECONDS = 0.1
+DEFAULT_HOP_SECONDS = 0.5  # 43 frames: 0.4992 s
 
 
 def hop_to_samples(hop_seconds: float) -> int:

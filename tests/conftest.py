@@ -16,11 +16,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from realtime_sed.constants import DATA_DIR, DEMO_FILE  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
-DEMO = REPO / "demo" / "urban-demo.ogg"
-DEMO_REFERENCE = REPO / "demo" / "urban-demo.tsv"
+DEMO = DEMO_FILE
+DEMO_REFERENCE = DEMO_FILE.with_suffix(".tsv")
 MODEL = REPO / "models" / "convdb.onnx"
-SHARED_DATA = Path(os.environ.get("SED_DATA", REPO.parent / "shared" / "data" / "UrbanSound8K"))
+SHARED_DATA = Path(os.environ.get("SED_DATA", REPO / DATA_DIR)).resolve()
 
 needs_data = pytest.mark.skipif(not SHARED_DATA.exists(), reason="UrbanSound8K not found beside the repo")
 

@@ -9,12 +9,12 @@ import pytest
 import soundfile as sf
 import soxr
 
-from realtime_sed.app import classify_file
 from realtime_sed.classifier import OnnxClassifier
-from realtime_sed.cli import build_parser
 from realtime_sed.constants import CLASSES, SAMPLE_RATE, WINDOW_SAMPLES
 from realtime_sed.events import DetectorConfig, EventDetector, level_dbfs
+from realtime_sed.settings import ClassifySettings, Settings
 from realtime_sed.sinks import Sink
+from realtime_sed.wiring import classify_file, open_file
 from tests.conftest import DEMO_REFERENCE, MODEL, run_cli
 
 HOP = 43 * 256  # 0.5 s rounded to whole 256-sample frames
@@ -72,9 +72,9 @@ def files(tmp_path_factory, demo_audio) -> dict:
 
 
 def classify(path, clf, block_size: int) -> RecordingSink:
-    args = build_parser().parse_args(["classify", str(path), "--block-size", str(block_size), "--quiet"])
+    settings = Settings(classify=ClassifySettings(files=(str(path),), block_size=block_size, quiet=True))
     sink = RecordingSink()
-    events = classify_file(str(path), args, clf, sink)
+    events = classify_file(open_file(path, settings), clf, sink, settings)
     assert events == sink.events
     return sink
 

@@ -14,15 +14,17 @@ import pytest
 
 from realtime_sed.app import run_listen
 from realtime_sed.classifier import OnnxClassifier
-from realtime_sed.cli import build_parser
+from realtime_sed.cli import build_parser, settings_from_args
+from realtime_sed.constants import DEMO_FILE as DEMO
 from realtime_sed.errors import DeviceError, SedError
 from realtime_sed.events import DetectorConfig
+from realtime_sed.settings import OutputSettings, Settings, SourceSettings
 from realtime_sed.sinks import JsonlSink
 from realtime_sed.sources import FileSource
 from realtime_sed.stream import DetectionStream
 from realtime_sed.tui.app import REFRESH_S, SedDashboard, build_dashboard
 from realtime_sed.tui.screens import HelpScreen, StreamErrorScreen
-from realtime_sed.tui.screenshot import DEMO, held_dashboard, settle
+from realtime_sed.tui.screenshot import held_dashboard, settle
 from realtime_sed.tui.widgets import EventsTable, Notice, ProbabilityBars, StatusBar
 
 MODEL = Path(__file__).resolve().parent.parent / "models" / "convdb.onnx"
@@ -152,11 +154,11 @@ async def test_same_events_as_headless_listen(clf, clip_file, tmp_path, capsys):
     """The CLI entry's dashboard and `listen --no-tui` log the same events for the same file."""
     clip = clip_file("dog_bark")
     headless, tui = tmp_path / "headless.jsonl", tmp_path / "tui.jsonl"
-    parser = build_parser()
-    assert run_listen(parser.parse_args(["listen", "--file", str(clip), "--events", str(headless),
-                                         "--model", str(MODEL), "--no-tui"])) == 0
-    args = parser.parse_args(["listen", "--file", str(clip), "--events", str(tui), "--model", str(MODEL)])
-    app = build_dashboard(args, clf)
+    def settings(*argv) -> Settings:
+        return settings_from_args(build_parser().parse_args(["listen", "--file", str(clip), *argv]))
+
+    assert run_listen(settings("--events", str(headless), "--model", str(MODEL), "--no-tui")) == 0
+    app = build_dashboard(settings("--events", str(tui), "--model", str(MODEL)), clf)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: app.end_reason is not None)
         await pilot.pause(2 * REFRESH_S)
@@ -167,9 +169,9 @@ async def test_same_events_as_headless_listen(clf, clip_file, tmp_path, capsys):
 
 
 def test_events_to_stdout_is_refused(clf, clip_file):
-    args = build_parser().parse_args(["listen", "--file", str(clip_file("dog_bark")), "--events", "-"])
+    settings = Settings(source=SourceSettings(file=str(clip_file("dog_bark"))), output=OutputSettings(events="-"))
     with pytest.raises(SedError, match="--no-tui"):
-        build_dashboard(args, clf)
+        build_dashboard(settings, clf)
 
 
 async def test_refresh_is_throttled_off_the_ui_thread(clf, clip_file):

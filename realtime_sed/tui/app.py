@@ -11,7 +11,6 @@ the stream stops, so after `q` the event log on disk is complete.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 import threading
@@ -30,11 +29,13 @@ from realtime_sed.classifier import OnnxClassifier
 from realtime_sed.constants import SAMPLE_RATE
 from realtime_sed.errors import SedError
 from realtime_sed.events import Event
+from realtime_sed.settings import Settings
 from realtime_sed.stream import DetectionStream, WindowResult
 from realtime_sed.tui.screens import HelpScreen, StreamErrorScreen
 from realtime_sed.tui.state import DashboardState, WindowUpdate, format_clock
 from realtime_sed.tui.widgets import (EventsTable, LevelMeter, Notice, ProbabilityBars,
                                       ProbabilityHistory, StatusBar, StatusField)
+from realtime_sed.wiring import load_classifier, make_stream, open_event_log, open_source
 
 REFRESH_S = 0.1  # the display's refresh period: at most 10 redraws a second
 QUIT_TIMEOUT_S = 10.0  # how long `q` waits for the stream to close before leaving anyway
@@ -64,7 +65,7 @@ class SedDashboard(App[int]):
     """Live class probabilities, their last minute, the input level, the events and the pipeline's
     health, for one source and one stream.
 
-    Built from explicit parts so tests (and other front ends) need no argparse: `source` is a
+    Built from explicit parts so tests (and other front ends) need no settings: `source` is a
     FileSource or MicSource (or anything with `blocks()`, `close()`, `description`,
     `native_rate`, `dropped_samples`, `overflows`), `stream` a DetectionStream whose sinks the app
     closes when the stream ends, `stop` the event the source watches. With `show_timing=False`
@@ -285,38 +286,32 @@ class SedDashboard(App[int]):
         return self._stream_thread
 
 
-def build_dashboard(args: argparse.Namespace, clf: OnnxClassifier) -> SedDashboard:
-    """The dashboard for a `listen` command line: the same source, stream and JSONL sink that
-    headless `listen` builds."""
-    from realtime_sed.app import make_stream, open_source
-    from realtime_sed.sinks import JsonlSink
-
-    if args.events == "-":
+def build_dashboard(settings: Settings, clf: OnnxClassifier) -> SedDashboard:
+    """The dashboard of `listen`: the same source, stream and JSONL event log that headless
+    `listen` builds."""
+    if settings.output.events == "-":
         raise SedError("--events - writes to standard output, which the dashboard draws on; "
                        "give a file or add --no-tui")
     stop = threading.Event()
-    source = open_source(args, stop)
+    source = open_source(settings.source, stop)
     sink = None
     try:
-        sink = JsonlSink(args.events, windows=args.windows) if args.events else None
-        stream = make_stream(args, clf, [sink] if sink else [], source.description, source.wall_time_at)
+        sink = open_event_log(settings.output)
+        stream = make_stream(clf, settings, [sink] if sink else [], source.description, source.wall_time_at)
     except BaseException:
         source.close()
         if sink:
             sink.close()
         raise
-    return SedDashboard(source, stream, stop=stop, max_seconds=args.duration, events_path=args.events)
+    return SedDashboard(source, stream, stop=stop, max_seconds=settings.source.duration,
+                        events_path=settings.output.events)
 
 
-def run_dashboard(args: argparse.Namespace, clf: OnnxClassifier) -> int:
+def run_dashboard(settings: Settings) -> int:
     """Runs the dashboard until `q`, then prints the same summary as headless `listen`."""
-    app = build_dashboard(args, clf)
+    app = build_dashboard(settings, load_classifier(settings.stream))
     code = app.run()
-    stats, source = app.stream.stats, app.source
-    print(f"{stats.windows} windows, {stats.events} events, {stats.audio_s:.1f} s of audio in "
-          f"{stats.elapsed_s:.1f} s, inference {stats.median_infer_ms:.2f} ms (median), "
-          f"dropped {source.dropped_samples} samples, {source.overflows} overflows",
-          file=sys.stderr)
+    print(app.stream.stats.summary(app.source.dropped_samples, app.source.overflows), file=sys.stderr)
     if app.error:
         print(f"realtime-sed: error: {app.error}", file=sys.stderr)
         return 2

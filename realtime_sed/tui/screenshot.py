@@ -1,4 +1,4 @@
-"""A repeatable picture of the dashboard mid-stream: `python -m realtime_sed.tui.screenshot OUT.svg`.
+"""A repeatable picture of the dashboard mid-stream: `realtime-sed screenshot docs/dashboard.svg`.
 
 The bundled demo is replayed as fast as possible up to a fixed point, then the source holds, so the
 dashboard sits mid-stream (events in progress, nothing ended) for as long as a screenshot takes.
@@ -7,7 +7,6 @@ The snapshot tests use the same pieces with the wall-clock figures hidden.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import threading
 import time
@@ -17,14 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from realtime_sed.classifier import OnnxClassifier
-from realtime_sed.constants import SAMPLE_RATE
-from realtime_sed.events import DetectorConfig
+from realtime_sed.constants import DEMO_FILE, SAMPLE_RATE
+from realtime_sed.settings import HOLD_AT_S, Settings
 from realtime_sed.sources import FileSource
-from realtime_sed.stream import DetectionStream
 from realtime_sed.tui.app import SedDashboard
-
-DEMO = Path(__file__).resolve().parents[2] / "demo" / "urban-demo.ogg"
-HOLD_AT_S = 32.0  # the demo's dog bark at 31 s is in progress here, six events are done
+from realtime_sed.wiring import load_classifier, make_stream
 
 
 class HeldFileSource(FileSource):
@@ -47,13 +43,13 @@ class HeldFileSource(FileSource):
         self.stop.wait()
 
 
-def held_dashboard(clf: OnnxClassifier, path: str | Path = DEMO, hold_at_s: float = HOLD_AT_S,
-                   hop_s: float = 0.5, show_timing: bool = True) -> SedDashboard:
-    """A dashboard over a HeldFileSource with the default detector settings of `listen`."""
+def held_dashboard(clf: OnnxClassifier, path: str | Path = DEMO_FILE, hold_at_s: float = HOLD_AT_S,
+                   settings: Settings | None = None, show_timing: bool = True) -> SedDashboard:
+    """A dashboard over a HeldFileSource, wired as `listen` wires it (default settings unless
+    given)."""
     stop = threading.Event()
     source = HeldFileSource(path, hold_at_s, stop)
-    stream = DetectionStream(clf, hop_s, DetectorConfig.from_card(clf.thresholds), (),
-                             source.description, source.wall_time_at)
+    stream = make_stream(clf, settings or Settings(), (), source.description, source.wall_time_at)
     return SedDashboard(source, stream, stop=stop, show_timing=show_timing)
 
 
@@ -69,25 +65,18 @@ async def settle(pilot, timeout: float = 60.0) -> None:
     await pilot.pause(0.2)  # one more refresh tick, then a frame
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", help="the SVG to write, e.g. docs/dashboard.svg")
-    parser.add_argument("--model", default="convdb")
-    parser.add_argument("--size", default="100x30", help="terminal size, COLSxROWS (default 100x30)")
-    parser.add_argument("--at", type=float, default=HOLD_AT_S, help="seconds of the demo to replay")
-    args = parser.parse_args(argv)
-    cols, rows = (int(n) for n in args.size.lower().split("x"))
+def run_screenshot(settings: Settings) -> int:
+    """`realtime-sed screenshot`: the demo held at `screenshot.at` seconds, drawn into an SVG."""
+    shot = settings.screenshot
+    cols, rows = shot.terminal_size
 
     async def shoot() -> None:
-        app = held_dashboard(OnnxClassifier(args.model), hold_at_s=args.at)
+        app = held_dashboard(load_classifier(settings.stream), hold_at_s=shot.at, settings=settings)
         async with app.run_test(size=(cols, rows)) as pilot:
             await settle(pilot)
-            out = Path(args.out)
+            out = Path(shot.out)
             app.save_screenshot(out.name, path=str(out.parent or "."))
             await pilot.press("q")
 
     asyncio.run(shoot())
-
-
-if __name__ == "__main__":
-    main()
+    return 0

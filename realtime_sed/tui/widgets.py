@@ -20,7 +20,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from realtime_sed.constants import CLASSES
-from realtime_sed.events import Event
+from realtime_sed.events import SILENCE_DBFS, Event
 from realtime_sed.tui.state import format_start
 
 EIGHTHS = " ▏▎▍▌▋▊▉█"  # horizontal partial blocks, 0/8 to 8/8 of a cell
@@ -215,8 +215,8 @@ class LevelMeter(StyledWidget):
     }
     MID_DB, HIGH_DB = -18.0, -6.0
 
-    level_db: reactive[float] = reactive(-120.0)
-    hold_db: reactive[float] = reactive(-120.0)
+    level_db: reactive[float] = reactive(SILENCE_DBFS)
+    hold_db: reactive[float] = reactive(SILENCE_DBFS)
     clipping: reactive[bool] = reactive(False)
     clipped_blocks: reactive[int] = reactive(0)
 

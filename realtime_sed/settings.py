@@ -1,0 +1,121 @@
+"""What a runtime command is asked to do, as plain dataclasses: built once by `cli.py` from the
+command line, and read by everything below it (nothing below `cli.py` sees argparse).
+
+Each field is named after its command-line option (`--gate-db` is `DetectorSettings.gate_db`) and
+its default lives here, next to it, so a config file can fill the same dataclasses: one section
+per class (`[stream]`, `[detector]`, ...), one key per field. Field names are unique across the
+sections, which lets `cli.py` map an option to its section by name alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from realtime_sed.errors import SedError
+from realtime_sed.events import DetectorConfig
+from realtime_sed.windows import DEFAULT_HOP_SECONDS
+
+DEFAULT_MODEL = "convdb"
+CLASSIFY_BLOCK_SIZE = 88200  # samples per block read: several windows per batched CNN call
+HOLD_AT_S = 32.0  # screenshots: the demo's dog bark at 31 s is in progress here, six events are done
+
+
+@dataclass
+class StreamSettings:
+    """The model and how often it looks."""
+
+    model: str = DEFAULT_MODEL  # a name in models/ or a path to an .onnx file
+    hop: float = DEFAULT_HOP_SECONDS  # seconds between successive 4 s windows
+    threads: int = 1  # ONNX Runtime threads
+
+
+@dataclass
+class DetectorSettings:
+    """Window probabilities -> events. None means: the model card's value (else the detector's)."""
+
+    smooth: int = DetectorConfig.smooth
+    smooth_method: str = DetectorConfig.smooth_method
+    threshold: float | None = None
+    off_threshold: float | None = None
+    min_duration: float = DetectorConfig.min_duration
+    classes: tuple[str, ...] | None = None  # allow-list of classes that may raise events
+    gate_db: float = DetectorConfig.gate_db
+
+
+@dataclass
+class SourceSettings:
+    """Where the audio comes from: a file if `file` is set, else the microphone `device`."""
+
+    device: str | None = None  # index or part of a name; None: the default input
+    file: str | None = None
+    realtime: bool = False  # pace a file like a live input
+    duration: float | None = None  # stop after this many seconds of audio
+
+
+@dataclass
+class OutputSettings:
+    """Where `listen` reports what it hears."""
+
+    events: str | None = None  # append events to this JSONL file ("-": standard output)
+    windows: bool = False  # also log every window's probabilities (listen --events, classify jsonl)
+    no_tui: bool = False  # print events instead of drawing the dashboard
+    verbose: bool = False  # headless: also print each window's top classes
+
+
+@dataclass
+class ClassifySettings:
+    """`classify`: files through the streaming path as fast as possible."""
+
+    files: tuple[str, ...] = ()
+    format: str = "tsv"  # tsv (DCASE), jsonl or csv
+    output: str | None = None  # None: standard output
+    block_size: int = CLASSIFY_BLOCK_SIZE
+    quiet: bool = False  # no progress bar
+
+
+@dataclass
+class BenchSettings:
+    """`bench`: the model is `StreamSettings.model`, the audio `SourceSettings.file`."""
+
+    hours: float = 0.0  # also replay this many hours (looped) and report RSS growth
+    json: str | None = None  # also write the figures here
+
+
+@dataclass
+class ScreenshotSettings:
+    """`screenshot`: the dashboard over the demo, held mid-stream, drawn into an SVG."""
+
+    out: str = "docs/dashboard.svg"
+    size: str = "100x30"  # terminal COLSxROWS
+    at: float = HOLD_AT_S  # seconds of the demo replayed before it holds
+
+    @property
+    def terminal_size(self) -> tuple[int, int]:
+        try:
+            cols, rows = (int(n) for n in self.size.lower().split("x"))
+        except ValueError:
+            raise SedError(f"size {self.size!r}: expected COLSxROWS, e.g. 100x30") from None
+        return cols, rows
+
+
+@dataclass
+class Settings:
+    """Every section together: what one run of a runtime command is given."""
+
+    stream: StreamSettings = field(default_factory=StreamSettings)
+    detector: DetectorSettings = field(default_factory=DetectorSettings)
+    source: SourceSettings = field(default_factory=SourceSettings)
+    output: OutputSettings = field(default_factory=OutputSettings)
+    classify: ClassifySettings = field(default_factory=ClassifySettings)
+    bench: BenchSettings = field(default_factory=BenchSettings)
+    screenshot: ScreenshotSettings = field(default_factory=ScreenshotSettings)
+
+    @classmethod
+    def section_of(cls) -> dict[str, str]:
+        """Field name -> the section that holds it (names are unique across sections)."""
+        owner: dict[str, str] = {}
+        for section in fields(cls):
+            for f in fields(section.default_factory):
+                assert f.name not in owner, f"{f.name} is in both {owner.get(f.name)} and {section.name}"
+                owner[f.name] = section.name
+        return owner

@@ -1,0 +1,81 @@
+"""Settings -> running parts: the classifier, the source, the detector, the stream and its sinks.
+
+The commands (`app.py`, `tui/app.py`, `bench.py`) build what they run through these functions, so
+headless `listen`, the dashboard, `classify` and the benchmark wire a stream the same way. Imports
+run one way: cli -> commands -> wiring -> stream -> parts; nothing here knows about argparse,
+Textual or the terminal.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from realtime_sed.classifier import OnnxClassifier
+from realtime_sed.constants import CLASSES
+from realtime_sed.errors import SedError
+from realtime_sed.events import DetectorConfig, Event
+from realtime_sed.settings import DetectorSettings, OutputSettings, Settings, SourceSettings, StreamSettings
+from realtime_sed.sinks import JsonlSink, Sink
+from realtime_sed.sources import FileSource, MicSource, prefetched
+from realtime_sed.stream import DetectionStream, WindowResult
+
+
+def load_classifier(stream: StreamSettings) -> OnnxClassifier:
+    return OnnxClassifier(stream.model, threads=stream.threads)
+
+
+def detector_config(detector: DetectorSettings, clf: OnnxClassifier) -> DetectorConfig:
+    """The model card's thresholds, overridden by whatever the settings give."""
+    allow = list(detector.classes) if detector.classes else None
+    for name in allow or ():
+        if name not in CLASSES:
+            raise SedError(f"unknown class {name!r} in --classes; known: {', '.join(CLASSES)}")
+    return DetectorConfig.from_card(
+        clf.thresholds, on=detector.threshold, off=detector.off_threshold, smooth=detector.smooth,
+        smooth_method=detector.smooth_method, min_duration=detector.min_duration, allow=allow,
+        gate_db=detector.gate_db)
+
+
+def make_stream(clf: OnnxClassifier, settings: Settings, sinks: list[Sink] | tuple = (), filename: str = "",
+                wall_clock: Callable[[int], float | None] | None = None,
+                pipeline: bool = False) -> DetectionStream:
+    """The one DetectionStream of a run; bad detector settings become a SedError."""
+    try:
+        return DetectionStream(clf, settings.stream.hop, detector_config(settings.detector, clf), sinks,
+                               filename, wall_clock, pipeline)
+    except ValueError as exc:
+        raise SedError(str(exc)) from None
+
+
+def open_source(source: SourceSettings, stop: threading.Event) -> FileSource | MicSource:
+    if source.file:
+        return FileSource(source.file, realtime=source.realtime, stop=stop)
+    if source.realtime:
+        raise SedError("--realtime only applies to --file")
+    return MicSource(source.device, stop=stop)
+
+
+def open_event_log(output: OutputSettings) -> JsonlSink | None:
+    """`listen`'s JSONL event log, appended to, if one was asked for."""
+    return JsonlSink(output.events, windows=output.windows) if output.events else None
+
+
+def open_file(path: str | Path, settings: Settings) -> FileSource:
+    """A file for `classify`: read in big blocks, as fast as possible."""
+    return FileSource(path, realtime=False, block_size=settings.classify.block_size)
+
+
+def classify_file(source: FileSource, clf: OnnxClassifier, sink: Sink, settings: Settings,
+                  on_window: Callable[[WindowResult], None] | None = None) -> list[Event]:
+    """One file through the streaming path, decoding ahead in a thread and the CNN pipelined
+    against the log-mels; returns its events (which `sink` has received too)."""
+    stream = make_stream(clf, settings, [sink], source.description, pipeline=True)
+    blocks = prefetched(source.blocks())
+    try:
+        stream.run(blocks, on_window)
+    finally:
+        blocks.close()  # the reader thread has stopped before its file closes
+        source.close()
+    return stream.events
