@@ -14,10 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime_sed.constants import (CARD_METADATA_KEY, CLASSES, LOGMEL_TENSOR, MODEL_NAMES, N_FRAMES, N_MELS,
-                                     SAMPLE_RATE, WINDOW_SAMPLES)
-from realtime_sed.errors import ModelError
+from realtime_sed.constants import (CARD_METADATA_KEY, CLASSES, FRONT_END, LOGMEL_TENSOR, MODEL_NAMES, N_FRAMES,
+                                     N_MELS, SAMPLE_RATE, WINDOW_SAMPLES, FrontEnd)
+from realtime_sed.errors import FrontEndError, ModelError
+from realtime_sed.features import hann_window, mel_filterbank
 
+FILTERBANK_TOL = 1e-4  # the graph's float32 mel triangles vs ours (measured 1.2e-5 on the shipped ones)
+WINDOW_TOL = 1e-5  # its Hann window vs ours (measured 2.1e-7)
 MODELS_DIR = Path(os.environ.get("REALTIME_SED_MODELS", Path(__file__).resolve().parent.parent / "models"))
 
 
@@ -39,6 +42,64 @@ def resolve_model(model: str | os.PathLike) -> Path:
 
 def _dims(value_info) -> list:
     return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
+
+
+def _constants(proto) -> dict[str, np.ndarray]:
+    from onnx import numpy_helper
+
+    values = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    for node in proto.graph.node:
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value":
+                    values[node.output[0]] = numpy_helper.to_array(attr.t)
+    return values
+
+
+def graph_front_end_problems(proto, front: FrontEnd = FRONT_END) -> list[str]:
+    """What the graph's own front end (the nodes before its `logmel` tensor) does differently from
+    `front`, read from the constants it computes with: the STFT's hop, length and window, the mel
+    filterbank (whose shape is n_fft and n_mels, and whose triangles are f_min, f_max, the mel
+    scale and the sample rate) and the log's floor. A graph built some other way (no STFT or no
+    constant filterbank) is left to its card."""
+    producer = {o: n for n in proto.graph.node for o in n.output}
+    if LOGMEL_TENSOR not in producer:
+        return []
+    consts = _constants(proto)
+    front_nodes, todo, seen = [], [LOGMEL_TENSOR], set()
+    while todo:
+        name = todo.pop()
+        node = producer.get(name)
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        front_nodes.append(node)
+        todo.extend(node.input)
+    problems = []
+    for node in front_nodes:
+        inputs = [consts.get(i) for i in node.input]
+        if node.op_type == "STFT" and len(inputs) >= 3:
+            step, window = inputs[1], inputs[2]
+            if step is not None and int(step) != front.hop_length:
+                problems.append(f"STFT hop {int(step)} (expected {front.hop_length})")
+            if window is not None:
+                if window.shape != (front.n_fft,):
+                    problems.append(f"STFT window of {window.size} samples (n_fft {front.n_fft} expected)")
+                elif np.abs(window - hann_window()).max() > WINDOW_TOL:
+                    problems.append("STFT window is not the periodic Hann window")
+        elif node.op_type == "MatMul":
+            for fb in (x for x in inputs if x is not None and x.ndim == 2):
+                expected = (front.n_fft // 2 + 1, front.n_mels)
+                if fb.shape != expected:
+                    problems.append(f"mel filterbank {list(fb.shape)} (expected {list(expected)}: n_fft "
+                                    f"{front.n_fft}, n_mels {front.n_mels})")
+                elif (gap := float(np.abs(fb - mel_filterbank()).max())) > FILTERBANK_TOL:
+                    problems.append(f"mel filterbank differs by up to {gap:.3g} (f_min, f_max, mel scale "
+                                    "or sample rate)")
+        elif node.op_type == "Clip" and len(inputs) >= 2 and inputs[1] is not None:
+            if not np.isclose(float(inputs[1]), front.log_amin, rtol=1e-6):
+                problems.append(f"log floor {float(inputs[1]):g} (expected {front.log_amin:g})")
+    return problems
 
 
 class OnnxClassifier:
@@ -107,7 +168,22 @@ class OnnxClassifier:
             value = card.get(key, meta.get(key))
             if value is None or int(value) != expected:
                 raise ModelError(f"{self.path}: metadata {key}={value}, expected {expected}")
+        self._check_front_end(proto, card)
         return card
+
+    def _check_front_end(self, proto, card: dict) -> None:
+        """The runtime feeds the CNN log-mels it computes itself, so a model trained on any other
+        front end is refused, whether its card says so or its graph does. (Cards from before the
+        "frontend" entry are judged by their graph alone.)"""
+        problems = []
+        if "frontend" in card:
+            try:
+                problems += FRONT_END.differences(FrontEnd.from_dict(card["frontend"]))
+            except (TypeError, ValueError) as exc:
+                problems.append(f"a front end this runtime does not know ({exc})")
+        problems += [f"graph: {p}" for p in graph_front_end_problems(proto)]
+        if problems:
+            raise FrontEndError(f"{self.path}: its front end differs from this runtime's: {'; '.join(problems)}")
 
     @property
     def thresholds(self) -> dict:

@@ -13,6 +13,11 @@ class ModelError(SedError):
     """A model file that is missing, not ONNX, or not a realtime-sed model."""
 
 
+class FrontEndError(ModelError):
+    """A model trained on another log-mel front end (sample rate, FFT, hop, mel bands or scale...)
+    than the one the runtime computes."""
+
+
 class DeviceError(SedError):
     """No PortAudio, or no such input device."""
 
