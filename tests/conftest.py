@@ -21,7 +21,6 @@ from realtime_sed.constants import DATA_DIR, DEMO_FILE  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 DEMO = DEMO_FILE
 DEMO_REFERENCE = DEMO_FILE.with_suffix(".tsv")
-MODEL = REPO / "models" / "convdb.onnx"
 SHARED_DATA = Path(os.environ.get("SED_DATA", REPO / DATA_DIR)).resolve()
 
 needs_data = pytest.mark.skipif(not SHARED_DATA.exists(), reason="UrbanSound8K not found beside the repo")

@@ -11,7 +11,8 @@ import pytest
 from realtime_sed.classifier import OnnxClassifier
 from realtime_sed.constants import CLASSES, SAMPLE_RATE
 from realtime_sed.events import SILENCE_DBFS, DetectorConfig, EventDetector, level_dbfs
-from tests.conftest import MODEL, run_cli
+from tests.conftest import run_cli
+from tests.shipped import EVENTFUL_LABELS, MODEL
 
 HOP = 0.5
 WIN = 4.0
@@ -220,7 +221,7 @@ def test_classifier_reads_thresholds_from_its_card(carded_model):
 def test_card_thresholds_drive_the_cli(carded_model, clip_file):
     """Unreachable on-thresholds in the card silence a clip the shipped card finds events in;
     --threshold overrides them."""
-    clip = clip_file("dog_bark", seconds=6.0)
+    clip = clip_file(EVENTFUL_LABELS[0], seconds=6.0)
     plain = run_cli("classify", clip, "--format", "jsonl")
     assert plain.returncode == 0, plain.stderr
     assert plain.stdout.strip()  # the shipped card (no thresholds) finds events

@@ -21,7 +21,7 @@ from realtime_sed.constants import (
 )
 from realtime_sed.features import LogMelFrames, hann_window, logmel, mel_filterbank
 from realtime_sed.windows import SlidingWindower, hop_to_samples
-from tests.conftest import MODEL
+from tests.shipped import MODEL
 
 FLOOR_DB = 10 * np.log10(LOG_AMIN)  # -100 dB
 

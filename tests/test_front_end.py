@@ -16,7 +16,8 @@ from onnx import numpy_helper
 from realtime_sed.classifier import OnnxClassifier
 from realtime_sed.constants import CARD_METADATA_KEY, FRONT_END, MODEL_NAMES, FrontEnd
 from realtime_sed.errors import FrontEndError, ModelError
-from tests.conftest import MODEL, REPO, run_cli
+from tests.conftest import REPO, run_cli
+from tests.shipped import MODEL
 
 
 def card_of(proto) -> dict:

@@ -21,6 +21,7 @@ from realtime_sed.constants import CLASSES
 from realtime_sed.events import Event
 from realtime_sed.sinks import JsonlSink, TableSink, make_sink
 from tests.conftest import DEMO, REPO, run_cli
+from tests.shipped import EVENTFUL_LABELS
 
 EVENT_LINE = re.compile(r"^\s*(\d+\.\d\d) -\s+(\d+\.\d\d) s\s+(\w+)\s+peak")
 WINDOW_LINE = re.compile(r"^\s*window\s+(\d+\.\d\d) s")
@@ -74,7 +75,7 @@ def test_jsonl_lines_survive_kill_9(tmp_path):
 def test_tsv_csv_and_jsonl_agree(clip_file, tmp_path):
     """The same file classified three ways: the DCASE header, then one row per event, the same
     events in each format, times with 3 decimals."""
-    clip = clip_file("children_playing", seconds=7.0)
+    clip = clip_file(EVENTFUL_LABELS[1], seconds=7.0)
     outputs = {}
     for fmt in ("tsv", "csv", "jsonl"):
         path = tmp_path / f"out.{fmt}"
@@ -96,7 +97,7 @@ def test_tsv_csv_and_jsonl_agree(clip_file, tmp_path):
 
 
 def test_tsv_to_stdout_by_default(clip_file):
-    clip = clip_file("dog_bark", seconds=5.0)
+    clip = clip_file(EVENTFUL_LABELS[0], seconds=5.0)
     r = run_cli("classify", clip)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()

@@ -15,7 +15,8 @@ from realtime_sed.events import DetectorConfig, EventDetector, level_dbfs
 from realtime_sed.settings import ClassifySettings, Settings
 from realtime_sed.sinks import Sink
 from realtime_sed.wiring import classify_file, open_file
-from tests.conftest import DEMO_REFERENCE, MODEL, run_cli
+from tests.conftest import DEMO_REFERENCE, run_cli
+from tests.shipped import MODEL, TWO_EVENT_STRETCH_S
 
 HOP = 43 * 256  # 0.5 s rounded to whole 256-sample frames
 SECONDS = 6.0  # 6 windows (the last zero-padded); block size 1 takes 14-20 s on the busy 2-core box
@@ -59,10 +60,12 @@ def clf() -> OnnxClassifier:
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, demo_audio) -> dict:
-    """6 s of the demo (the end of children playing, a car horn: two events for the shipped
-    ConvDB), as 22.05 kHz mono and as 44.1 kHz stereo."""
+    """A stretch of the demo in which the shipped model finds two events, as 22.05 kHz mono and
+    as 44.1 kHz stereo."""
     folder = tmp_path_factory.mktemp("stream")
-    x = demo_audio[int(27.0 * SAMPLE_RATE) : int((27.0 + SECONDS) * SAMPLE_RATE)]
+    start, end = TWO_EVENT_STRETCH_S
+    assert end - start == SECONDS
+    x = demo_audio[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
     mono = folder / "mono22.wav"
     sf.write(mono, x, SAMPLE_RATE, subtype="FLOAT")
     y = soxr.resample(x, SAMPLE_RATE, 44100)

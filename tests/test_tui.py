@@ -26,8 +26,8 @@ from realtime_sed.tui.app import REFRESH_S, SedDashboard, build_dashboard
 from realtime_sed.tui.screens import HelpScreen, StreamErrorScreen
 from realtime_sed.tui.screenshot import held_dashboard, settle
 from realtime_sed.tui.widgets import EventsTable, Notice, ProbabilityBars, StatusBar
+from tests.shipped import EVENTFUL_LABELS, IMPULSIVE_LABEL, MODEL, STEADY_LABEL
 
-MODEL = Path(__file__).resolve().parent.parent / "models" / "convdb.onnx"
 
 
 @pytest.fixture(scope="module")
@@ -118,9 +118,9 @@ def bar_values(app) -> list[float]:
 # ----------------------------------------------------------------------------- streaming
 
 
-# A steady sound and an impulsive one, both of which the shipped ConvDB names on the demo (this test
+# A steady sound and an impulsive one, both of which the shipped model names on the demo (this test
 # is about the dashboard, not the model's accuracy: docs/results.md has that).
-@pytest.mark.parametrize("label", ["jackhammer", "gun_shot"])
+@pytest.mark.parametrize("label", [STEADY_LABEL, IMPULSIVE_LABEL])
 async def test_clip_updates_bars_and_events(clf, clip_file, tmp_path, label):
     events = tmp_path / "events.jsonl"
     source = FileSource(clip_file(label), stop=threading.Event())
@@ -152,7 +152,7 @@ async def test_clip_updates_bars_and_events(clf, clip_file, tmp_path, label):
 
 async def test_same_events_as_headless_listen(clf, clip_file, tmp_path, capsys):
     """The CLI entry's dashboard and `listen --no-tui` log the same events for the same file."""
-    clip = clip_file("dog_bark")
+    clip = clip_file(EVENTFUL_LABELS[0])
     headless, tui = tmp_path / "headless.jsonl", tmp_path / "tui.jsonl"
     def settings(*argv) -> Settings:
         return settings_from_args(build_parser().parse_args(["listen", "--file", str(clip), *argv]))
@@ -177,7 +177,7 @@ def test_events_to_stdout_is_refused(clf, clip_file):
 async def test_refresh_is_throttled_off_the_ui_thread(clf, clip_file):
     """A fast replay produces windows far quicker than the display's 10 Hz: redraws are bounded by
     the timer, not by the number of windows."""
-    source = FileSource(clip_file("jackhammer", seconds=20), stop=threading.Event())
+    source = FileSource(clip_file(STEADY_LABEL, seconds=20), stop=threading.Event())
     app = dashboard(clf, source)
     async with app.run_test(size=(80, 24)) as pilot:
         t0 = time.monotonic()
@@ -194,27 +194,27 @@ async def test_refresh_is_throttled_off_the_ui_thread(clf, clip_file):
 
 async def test_quit_mid_stream_closes_everything_and_logs_active_events(clf, clip_file, tmp_path):
     events = tmp_path / "events.jsonl"
-    source = PacedFileSource(clip_file("jackhammer", seconds=30), threading.Event())
+    source = PacedFileSource(clip_file(STEADY_LABEL, seconds=30), threading.Event())
     app = dashboard(clf, source, events)
     async with app.run_test(size=(80, 24)) as pilot:
         source.release(45)  # about 8 s of audio
         await settled(pilot, source)
         live = [r for r in app.query_one(EventsTable).shown if r[-1]]
-        assert [r[2] for r in live] == ["jackhammer"]
+        assert [r[2] for r in live] == [STEADY_LABEL]
         assert logged(events) == []  # still in progress: not in the log yet
         await pilot.press("q")
     assert app.return_code == 0
     assert source.stop.is_set() and source.closed
     on_disk = logged(events)
     assert [e["label"] for e in on_disk] == [ev.label for ev in app.stream.events]
-    assert "jackhammer" in [e["label"] for e in on_disk]
-    jackhammer = next(e for e in on_disk if e["label"] == "jackhammer")
-    assert jackhammer["offset"] >= 7.0  # closed where the stream stopped, not where it was last drawn
+    assert STEADY_LABEL in [e["label"] for e in on_disk]
+    steady = next(e for e in on_disk if e["label"] == STEADY_LABEL)
+    assert steady["offset"] >= 7.0  # closed where the stream stopped, not where it was last drawn
 
 
 async def test_pause_freezes_display_while_audio_and_log_go_on(clf, clip_file, tmp_path):
     events = tmp_path / "events.jsonl"
-    source = PacedFileSource(clip_file("jackhammer", seconds=30), threading.Event())
+    source = PacedFileSource(clip_file(STEADY_LABEL, seconds=30), threading.Event())
     app = dashboard(clf, source, events, windows=True)
     async with app.run_test(size=(80, 24)) as pilot:
         source.release(25)
@@ -242,7 +242,7 @@ async def test_pause_freezes_display_while_audio_and_log_go_on(clf, clip_file, t
 
 async def test_clear_empties_the_table_not_the_log(clf, clip_file, tmp_path):
     events = tmp_path / "events.jsonl"
-    source = FileSource(clip_file("jackhammer"), stop=threading.Event())
+    source = FileSource(clip_file(STEADY_LABEL), stop=threading.Event())
     app = dashboard(clf, source, events)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: app.end_reason is not None)
@@ -269,7 +269,7 @@ async def test_help_opens_closes_and_q_still_quits(clf, clip_file):
 
 async def test_unplugged_input_shows_a_message_not_a_traceback(clf, clip_file, tmp_path):
     events = tmp_path / "events.jsonl"
-    source = UnpluggedSource(clip_file("jackhammer", seconds=20), after=50, stop=threading.Event())
+    source = UnpluggedSource(clip_file(STEADY_LABEL, seconds=20), after=50, stop=threading.Event())
     app = dashboard(clf, source, events)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, StreamErrorScreen))
@@ -279,7 +279,7 @@ async def test_unplugged_input_shows_a_message_not_a_traceback(clf, clip_file, t
         await pilot.press("q")
     assert app.return_code == 2
     # the stream closed the event in progress when the input died, and it reached the log
-    assert "jackhammer" in [e["label"] for e in logged(events)]
+    assert STEADY_LABEL in [e["label"] for e in logged(events)]
 
 
 # ----------------------------------------------------------------------------- snapshots
