@@ -14,11 +14,11 @@ from realtime_sed.constants import CLASSES, SAMPLE_RATE
 from realtime_sed.errors import AudioError
 from realtime_sed.events import Event
 from realtime_sed.settings import Settings
-from realtime_sed.sinks import make_sink
+from realtime_sed.sinks import EventPrinter, check_output, make_sink
 from realtime_sed.sources import input_devices
 from realtime_sed.stream import WindowResult
 from realtime_sed.wiring import (classify_file, load_classifier, make_stream, open_event_log, open_file,
-                                 open_source)
+                                 open_source, row_names)
 
 PROGRESS_MIN_SECONDS = 60.0  # files at least this long get a progress bar
 
@@ -26,7 +26,7 @@ PROGRESS_MIN_SECONDS = 60.0  # files at least this long get a progress bar
 def format_event(ev: Event) -> str:
     when = (datetime.fromtimestamp(ev.wall_onset).strftime("%H:%M:%S ") if ev.wall_onset else "")
     return (f"{when}{ev.onset:8.2f} - {ev.offset:8.2f} s  {ev.label:<17} peak {ev.peak:.2f}  "
-            f"({ev.duration:.2f} s)")
+            f"({ev.duration:.2f} s)" + ("  cut short" if ev.cut_short else ""))
 
 
 def format_window(r: WindowResult) -> str:
@@ -37,16 +37,20 @@ def format_window(r: WindowResult) -> str:
 
 def run_listen(settings: Settings) -> int:
     """Headless `listen`: events (and with `verbose` each window) on standard output, the run's
-    summary on standard error."""
+    summary on standard error. Stopped by Ctrl-C or SIGTERM, it still writes and prints the open
+    events (cut short) and the summary, then lets the interrupt through (exit 130 or 143)."""
+    check_output(settings.output.events, [settings.source.file] if settings.source.file else [], "--events")
     clf = load_classifier(settings.stream)
     stop = threading.Event()
     source = open_source(settings.source, stop)
-    sink = open_event_log(settings.output)
+    sinks = [EventPrinter(format_event)]  # every event, the ones closed when the stream stops too
     try:
-        stream = make_stream(clf, settings, [sink] if sink else [], source.description, source.wall_time_at)
+        log = open_event_log(settings.output)
+        sinks += [log] if log else []
+        stream = make_stream(clf, settings, sinks, source.description, source.wall_time_at)
     except BaseException:
         source.close()
-        if sink:
+        for sink in sinks:
             sink.close()
         raise
     print(f"listening to {source.description} ({source.native_rate} Hz -> {SAMPLE_RATE} Hz), model "
@@ -55,35 +59,42 @@ def run_listen(settings: Settings) -> int:
     def on_window(r: WindowResult) -> None:
         if settings.output.verbose:
             print(format_window(r), flush=True)
-        for ev in r.finished:
-            print(format_event(ev), flush=True)
 
+    interrupted = None
     try:
-        stats = stream.run(source.blocks(), on_window, stop, settings.source.duration)
-    except KeyboardInterrupt:
-        stats = stream.stats
+        stream.run(source.blocks(), on_window, stop, settings.source.duration)
+    except KeyboardInterrupt as exc:  # the stream has written its open events, cut short
+        interrupted = exc
     finally:
         source.close()
-        if sink:
+        for sink in sinks:
             sink.close()
-    print(stats.summary(source.dropped_samples, source.overflows), file=sys.stderr)
+    print(stream.stats.summary(source.dropped_samples, source.overflows), file=sys.stderr, flush=True)
+    if interrupted is not None:
+        raise interrupted
     return 0
 
 
 def run_classify(settings: Settings) -> int:
     """Every file in turn; a bad file is reported and skipped, and the exit code says so."""
+    files = settings.classify.files
+    check_output(settings.classify.output, files, "-o")  # before anything is opened for writing
     clf = load_classifier(settings.stream)
     make_stream(clf, settings)  # check the detector settings before touching any file
-    files = settings.classify.files
     sink = make_sink(settings.classify.format, settings.classify.output, windows=settings.output.windows)
-    failed = 0
+    failed = done = 0
     try:
-        for path in files:
+        for path, name in zip(files, row_names(files)):
             try:
-                _classify_one(path, clf, sink, settings)
+                _classify_one(path, name, clf, sink, settings)
+                done += 1
             except AudioError as exc:
                 failed += 1
                 print(f"realtime-sed: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what was found so far is written
+        print(f"realtime-sed: stopped in {files[done + failed]}: {done} of {len(files)} files classified; "
+              "its open events were written, cut short", file=sys.stderr, flush=True)
+        raise
     finally:
         sink.close()
     if failed and len(files) > 1:  # one file: its error line says it all
@@ -91,17 +102,17 @@ def run_classify(settings: Settings) -> int:
     return 1 if failed else 0
 
 
-def _classify_one(path: str, clf, sink, settings: Settings) -> None:
+def _classify_one(path: str, name: str, clf, sink, settings: Settings) -> None:
     source = open_file(path, settings)
     show = not settings.classify.quiet and source.duration_s >= PROGRESS_MIN_SECONDS and sys.stderr.isatty()
     if not show:
-        classify_file(source, clf, sink, settings)
+        classify_file(source, clf, sink, settings, name=name)
         return
     from rich.progress import Progress
 
     with Progress(transient=True) as progress:
-        task = progress.add_task(source.description, total=source.duration_s)
-        classify_file(source, clf, sink, settings, lambda r: progress.update(task, completed=r.end_s))
+        task = progress.add_task(name, total=source.duration_s)
+        classify_file(source, clf, sink, settings, lambda r: progress.update(task, completed=r.end_s), name)
 
 
 def run_devices(settings: Settings) -> int:

@@ -25,13 +25,18 @@ import soundfile as sf
 from realtime_sed.audio import load_audio
 from realtime_sed.classifier import OnnxClassifier
 from realtime_sed.constants import DEMO_FILE, SAMPLE_RATE, WINDOW_SAMPLES
+from realtime_sed.errors import OutputError
 from realtime_sed.features import LogMelFrames
 from realtime_sed.settings import Settings, StreamSettings
-from realtime_sed.sinks import make_sink
+from realtime_sed.sinks import check_output, make_sink
 from realtime_sed.windows import DEFAULT_HOP_SECONDS, hop_to_samples
 from realtime_sed.wiring import classify_file, open_file
 
 TARGETS = {"latency_ms": 3.0, "throughput_x": 300.0, "rss_mb": 150.0, "rss_growth_mb": 5.0}
+RSS_EVERY_S = 0.2  # how often the listen subprocess's RSS is sampled
+# Growth is measured only over a run this long (in RSS samples): a shorter one is mostly start-up
+# (loading the model, the first windows), whose memory is not growth.
+MIN_GROWTH_SAMPLES = 50
 
 
 def window_latency(model: str, audio: np.ndarray, repeats: int = 200) -> dict:
@@ -97,7 +102,7 @@ def listen_memory(model: str, path: Path) -> dict:
             if rss is not None:
                 samples.append((time.monotonic() - t0, rss))
                 peak[0] = max(peak[0], hwm or 0.0)
-            time.sleep(0.2)
+            time.sleep(RSS_EVERY_S)
 
     thread = threading.Thread(target=sample)
     thread.start()
@@ -108,8 +113,9 @@ def listen_memory(model: str, path: Path) -> dict:
     rss = [r for _, r in samples]
     # Growth: the last RSS against the RSS once the stream is under way (after 20% of the run).
     settled = rss[len(rss) // 5] if len(rss) >= 5 else (rss[0] if rss else 0.0)
+    growth = (rss[-1] - settled) if len(rss) >= MIN_GROWTH_SAMPLES else None
     return {"peak_rss_mb": peak[0], "rss_start_mb": settled, "rss_end_mb": rss[-1] if rss else 0.0,
-            "rss_growth_mb": (rss[-1] - settled) if rss else 0.0, "samples": len(rss),
+            "rss_growth_mb": growth, "samples": len(rss),
             "wall_s": samples[-1][0] if samples else 0.0}
 
 
@@ -131,6 +137,7 @@ def run_bench(settings: Settings) -> int:
     (default: the bundled demo)."""
     model, bench = settings.stream.model, settings.bench
     path = Path(settings.source.file) if settings.source.file else DEMO_FILE
+    check_output(bench.json, [path], "--json")  # before minutes of benchmark, not after
     audio = load_audio(path)
     results: dict = {"model": model, "file": str(path), "targets": TARGETS, "cpus": os.cpu_count()}
     print(f"benchmark: model {model}, audio {path.name} ({len(audio) / SAMPLE_RATE:.1f} s)")
@@ -148,9 +155,16 @@ def run_bench(settings: Settings) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             long = long_file(audio, bench.hours, Path(tmp))
             soak = results["soak"] = listen_memory(model, long)
+        if soak["rss_growth_mb"] is None:
+            growth = (f"too short to measure growth ({soak['samples']} RSS samples, "
+                      f"{MIN_GROWTH_SAMPLES} needed; give more --hours)")
+        else:
+            growth = f"growth {soak['rss_growth_mb']:+.1f} MB (target < {TARGETS['rss_growth_mb']:g} MB)"
         print(f"{bench.hours:g} h stream as fast as possible ({soak['wall_s']:.0f} s): RSS {soak['rss_start_mb']:.1f}"
-              f" -> {soak['rss_end_mb']:.1f} MB, growth {soak['rss_growth_mb']:+.1f} MB "
-              f"(target < {TARGETS['rss_growth_mb']:g} MB), peak {soak['peak_rss_mb']:.1f} MB")
+              f" -> {soak['rss_end_mb']:.1f} MB, {growth}, peak {soak['peak_rss_mb']:.1f} MB")
     if bench.json:
-        Path(bench.json).write_text(json.dumps(results, indent=1))
+        try:
+            Path(bench.json).write_text(json.dumps(results, indent=1))
+        except OSError as exc:
+            raise OutputError(f"cannot write {bench.json}: {exc.strerror}") from None
     return 0

@@ -10,16 +10,35 @@ Textual, and sounddevice is loaded only for the microphone.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import signal
 import sys
 from dataclasses import replace
 
 from realtime_sed.constants import DATA_DIR, HOP_LENGTH, MODEL_NAMES
-from realtime_sed.errors import SedError
+from realtime_sed.errors import OutputError, SedError
 from realtime_sed.settings import DEFAULT_MODEL, Settings
 from realtime_sed.windows import MIN_HOP_SECONDS
 
 TRAIN_HINT = "the training commands need the train extra: pip install -e '.[train]'"
+EXIT_CODES = ("exit codes: 0 done; 1 some input files could not be read (the others were classified); "
+              "2 a one-line error: a bad value, model or output, refused before any work, or an output "
+              "that failed while writing (a full disk; what was written before is kept); 128+N stopped "
+              "by signal N (130 Ctrl-C, 143 SIGTERM) after writing every event found so far, the open "
+              "ones marked cut short, and the summary.")
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM (how systemd and Docker stop a service), handled exactly like Ctrl-C."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _terminate(signum, frame):
+    raise Interrupted(signum)
 
 
 def _class_list(text: str) -> tuple[str, ...]:
@@ -58,6 +77,7 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="realtime-sed",
         description="Real-time sound event detection with lightweight dilated CNNs (UrbanSound8K classes).",
+        epilog=EXIT_CODES,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -225,7 +245,9 @@ def _dispatch(args: argparse.Namespace) -> int:
             raise SedError(f"{TRAIN_HINT} ({exc})") from None
         return {"train": commands.run_train, "evaluate": commands.run_evaluate,
                 "export": commands.run_export}[args.command](args)
-    return _run_runtime(args.command, settings_from_args(args))
+    settings = settings_from_args(args)
+    settings.check()
+    return _run_runtime(args.command, settings)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -233,17 +255,38 @@ def main(argv: list[str] | None = None) -> int:
     # The runtime's numpy work (a 51x1025 by 1025x120 product per window) is far too small for BLAS
     # threads to help, and their spinning competes with ONNX Runtime and the audio thread.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         return _dispatch(args)
+    except OutputError as exc:
+        print(f"realtime-sed: error: {exc}", file=sys.stderr)
+        _drop_stdout()  # stdout on a full disk: its buffer must not fail again at exit
+        return 2
     except SedError as exc:
         print(f"realtime-sed: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("realtime-sed: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"realtime-sed: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + signum
     except BrokenPipeError:  # `realtime-sed classify ... | head`: the reader has gone, quietly stop
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _drop_stdout()
         return 141
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO):
+            raise
+        # A plain print to a full standard output (bench's figures, headless listen's summary).
+        print(f"realtime-sed: error: cannot write standard output: {exc.strerror}", file=sys.stderr)
+        _drop_stdout()
+        return 2
+
+
+def _drop_stdout() -> None:
+    """Points stdout at /dev/null, so Python's exit flush of a broken stdout stays silent."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":

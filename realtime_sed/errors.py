@@ -24,3 +24,7 @@ class DeviceError(SedError):
 
 class DataError(SedError):
     """A dataset folder that is missing pieces of the UrbanSound8K layout."""
+
+
+class OutputError(SedError):
+    """An output that cannot be written: a missing folder, a full disk, one of the inputs."""

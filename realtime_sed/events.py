@@ -35,6 +35,7 @@ class Event:
     peak: float  # highest smoothed probability while it lasted
     wall_onset: float | None = None  # Unix time, for microphone streams
     active: bool = False  # still going on
+    cut_short: bool = False  # still going on when the stream was stopped (Ctrl-C, SIGTERM, --duration)
 
     @property
     def duration(self) -> float:
@@ -81,6 +82,14 @@ def _per_class(value: float | dict[str, float], default: float | np.ndarray = 0.
     return np.full(len(CLASSES), float(value))
 
 
+def _check_thresholds(kind: str, values: np.ndarray) -> None:
+    bad = [(c, v) for c, v in zip(CLASSES, values) if not 0.0 <= v <= 1.0]  # NaN fails too
+    if bad:
+        same = np.all(values == values[0]) or np.all(np.isnan(values))
+        where = "" if same else f" for {bad[0][0]}"
+        raise ValueError(f"{kind}-thresholds are probabilities between 0 and 1 (got {bad[0][1]:g}{where})")
+
+
 @dataclass
 class _Active:
     onset: float
@@ -93,12 +102,18 @@ class EventDetector:
     def __init__(self, config: DetectorConfig, hop_s: float, window_s: float = WINDOW_SAMPLES / SAMPLE_RATE):
         self.config = config
         self.on = _per_class(config.on)
+        _check_thresholds("on", self.on)
         default_off = np.clip(self.on - 0.15, 0.0, None)  # also for classes an off dict leaves out
         self.off = default_off if config.off is None else _per_class(config.off, default_off)
+        _check_thresholds("off", self.off)
         if np.any(self.off > self.on):
             raise ValueError("off-thresholds must not be above on-thresholds")
         if config.smooth < 1:
             raise ValueError("smoothing needs at least 1 window")
+        if not np.isfinite(config.min_duration) or config.min_duration < 0:
+            raise ValueError(f"the minimum event duration must be 0 s or more (got {config.min_duration:g})")
+        if not np.isfinite(config.gate_db) or config.gate_db > 0:
+            raise ValueError(f"the loudness gate is in dBFS, 0 or below (got {config.gate_db:g})")
         if config.smooth_method not in ("median", "mean"):
             raise ValueError("smoothing is 'median' or 'mean'")
         allow = set(config.allow) if config.allow else set(CLASSES)
@@ -139,10 +154,10 @@ class EventDetector:
                 self._active[c] = _Active(seg_start, seg_end, p, wall)
         return smoothed, finished
 
-    def _close(self, c: int, end: float | None = None) -> list[Event]:
+    def _close(self, c: int, end: float | None = None, cut_short: bool = False) -> list[Event]:
         act = self._active.pop(c)
         ev = Event(CLASSES[c], round(act.onset, 4), round(act.last_end if end is None else end, 4), float(act.peak),
-                   act.wall_onset)
+                   act.wall_onset, cut_short=cut_short)
         if ev.duration < self.config.min_duration:
             self.short_events_dropped += 1
             return []
@@ -153,10 +168,10 @@ class EventDetector:
         return [Event(CLASSES[c], round(a.onset, 4), round(a.last_end, 4), float(a.peak), a.wall_onset, True)
                 for c, a in sorted(self._active.items())]
 
-    def finish(self, stream_end_s: float) -> list[Event]:
+    def finish(self, stream_end_s: float, cut_short: bool = False) -> list[Event]:
         """Ends every event still active at the end of the stream: it was active in the last window,
-        which speaks for the stream's tail."""
+        which speaks for the stream's tail. `cut_short`: the stream was stopped, not at its end."""
         finished = []
         for c in sorted(self._active):
-            finished += self._close(c, max(self._active[c].onset, stream_end_s))
+            finished += self._close(c, max(self._active[c].onset, stream_end_s), cut_short)
         return finished

@@ -17,6 +17,7 @@ from realtime_sed.windows import DEFAULT_HOP_SECONDS
 
 DEFAULT_MODEL = "convdb"
 CLASSIFY_BLOCK_SIZE = 88200  # samples per block read: several windows per batched CNN call
+MIN_BLOCK_SIZE = 1024  # smaller blocks only multiply the per-block overhead (0 took 7 minutes)
 HOLD_AT_S = 32.0  # screenshots: the demo's dog bark at 31 s is in progress here, six events are done
 
 
@@ -109,6 +110,22 @@ class Settings:
     classify: ClassifySettings = field(default_factory=ClassifySettings)
     bench: BenchSettings = field(default_factory=BenchSettings)
     screenshot: ScreenshotSettings = field(default_factory=ScreenshotSettings)
+
+    def check(self) -> None:
+        """Refuses, before any work, values the types allow but no run can use. (The detector's
+        thresholds, gate and minimum duration are checked by the EventDetector itself, hop by the
+        windower.)"""
+        def refuse(option: str, value, rule: str) -> None:
+            raise SedError(f"{option} {value:g}: {rule}")
+
+        if self.stream.threads < 1:
+            refuse("--threads", self.stream.threads, "give at least 1 thread")
+        if self.source.duration is not None and not self.source.duration > 0:  # NaN too
+            refuse("--duration", self.source.duration, "give a positive number of seconds")
+        if self.classify.block_size < MIN_BLOCK_SIZE:
+            refuse("--block-size", self.classify.block_size, f"give at least {MIN_BLOCK_SIZE} samples")
+        if not 0 <= self.bench.hours < float("inf"):
+            refuse("--hours", self.bench.hours, "give 0 (no soak) or a positive number of hours")
 
     @classmethod
     def section_of(cls) -> dict[str, str]:

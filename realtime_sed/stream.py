@@ -139,11 +139,19 @@ class DetectionStream:
         return results
 
     def _emit(self, events: list[Event]) -> None:
+        """Every event reaches every sink; a failing sink (a full disk) does not keep an event
+        from the others, and its error is raised once they all had it."""
+        error = None
         for ev in events:
             self.events.append(ev)
             self.stats.events += 1
             for sink in self.sinks:
-                sink.event(self.filename, ev)
+                try:
+                    sink.event(self.filename, ev)
+                except Exception as exc:
+                    error = error or exc
+        if error is not None:
+            raise error
 
     def push(self, block: np.ndarray) -> list[WindowResult]:
         """Feeds a block of float32 mono 22050 Hz audio; returns the windows it completed."""
@@ -185,7 +193,7 @@ class DetectionStream:
             except BaseException:
                 # A failing source (a microphone unplugged): close and write the events already
                 # detected, without running anything else that might fail too.
-                self._emit(self.detector.finish(self.windower.samples_seen / SAMPLE_RATE))
+                self._emit(self.detector.finish(self.windower.samples_seen / SAMPLE_RATE, cut_short=True))
                 raise
             self._close_run(ended, on_window)
         finally:
@@ -204,4 +212,4 @@ class DetectionStream:
             for result in self._infer([], drain=True):
                 if on_window:
                     on_window(result)
-            self._emit(self.detector.finish(self.windower.samples_seen / SAMPLE_RATE))
+            self._emit(self.detector.finish(self.windower.samples_seen / SAMPLE_RATE, cut_short=True))

@@ -67,11 +67,20 @@ def open_file(path: str | Path, settings: Settings) -> FileSource:
     return FileSource(path, realtime=False, block_size=settings.classify.block_size)
 
 
+def row_names(paths: list[str] | tuple[str, ...]) -> list[str]:
+    """What each file is called in classify's output: its name, as DCASE references name files,
+    unless two files share a name (a/clip.ogg, b/clip.ogg); then every path as given."""
+    names = [Path(p).name for p in paths]
+    return names if len(set(names)) == len(names) else [str(p) for p in paths]
+
+
 def classify_file(source: FileSource, clf: OnnxClassifier, sink: Sink, settings: Settings,
-                  on_window: Callable[[WindowResult], None] | None = None) -> list[Event]:
+                  on_window: Callable[[WindowResult], None] | None = None,
+                  name: str | None = None) -> list[Event]:
     """One file through the streaming path, decoding ahead in a thread and the CNN pipelined
-    against the log-mels; returns its events (which `sink` has received too)."""
-    stream = make_stream(clf, settings, [sink], source.description, pipeline=True)
+    against the log-mels; returns its events (which `sink` has received too), each row named
+    `name` (default: the file's name)."""
+    stream = make_stream(clf, settings, [sink], name or source.description, pipeline=True)
     blocks = prefetched(source.blocks())
     try:
         stream.run(blocks, on_window)
