@@ -39,7 +39,6 @@ def run_listen(settings: Settings) -> int:
     """Headless `listen`: events (and with `verbose` each window) on standard output, the run's
     summary on standard error. Stopped by Ctrl-C or SIGTERM, it still writes and prints the open
     events (cut short) and the summary, then lets the interrupt through (exit 130 or 143)."""
-    check_output(settings.output.events, [settings.source.file] if settings.source.file else [], "--events")
     clf = load_classifier(settings.stream)
     stop = threading.Event()
     source = open_source(settings.source, stop)

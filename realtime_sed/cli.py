@@ -142,9 +142,10 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     p.add_argument("--model", choices=MODEL_NAMES, default=DEFAULT_MODEL)
     p.add_argument("--data", default=DATA_DIR,
                    help="UrbanSound8K folder (metadata/UrbanSound8K.csv + audio/foldN/)")
-    p.add_argument("--split", choices=("random", "fold"), default="random",
-                   help="random: the paper's 80/10/10; fold: official fold-wise (needs --test-fold)")
-    p.add_argument("--test-fold", type=int, default=None)
+    p.add_argument("--split", choices=("random", "fold"), default=None,
+                   help="random: the paper's 80/10/10 (default); fold: official fold-wise (needs "
+                        "--test-fold, which implies it)")
+    p.add_argument("--test-fold", type=int, default=None, help="the fold to test on; implies --split fold")
     p.add_argument("--val-fold", type=int, default=None,
                    help="validate on this whole fold (default: 10%% of each class's training clips, whole recordings)")
     p.add_argument("--cv", action="store_true",
@@ -162,6 +163,8 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/last.pt with OUT/config.json; only --epochs, --patience, "
                         "--device, --threads and --keep may change")
+    p.add_argument("--force", action="store_true",
+                   help="start a new run in an --out folder that already holds one (its files are replaced)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--cache-dir", default=None, help="where log-mels are cached (default .cache/realtime-sed)")
@@ -212,6 +215,9 @@ def settings_from_args(args: argparse.Namespace, defaults: Settings | None = Non
 
 def _run_listen(settings: Settings) -> int:
     """The dashboard when both standard output and error are a terminal, else headless."""
+    from realtime_sed.wiring import check_listen_outputs
+
+    check_listen_outputs(settings)
     if not settings.output.no_tui and sys.stdout.isatty() and sys.stderr.isatty():
         from realtime_sed.tui.app import run_dashboard
 

@@ -17,7 +17,7 @@ from realtime_sed.constants import CLASSES
 from realtime_sed.errors import SedError
 from realtime_sed.events import DetectorConfig, Event
 from realtime_sed.settings import DetectorSettings, OutputSettings, Settings, SourceSettings, StreamSettings
-from realtime_sed.sinks import JsonlSink, Sink
+from realtime_sed.sinks import JsonlSink, Sink, check_output
 from realtime_sed.sources import FileSource, MicSource, prefetched
 from realtime_sed.stream import DetectionStream, WindowResult
 
@@ -60,6 +60,11 @@ def open_source(source: SourceSettings, stop: threading.Event) -> FileSource | M
 def open_event_log(output: OutputSettings) -> JsonlSink | None:
     """`listen`'s JSONL event log, appended to, if one was asked for."""
     return JsonlSink(output.events, windows=output.windows) if output.events else None
+
+
+def check_listen_outputs(settings: Settings) -> None:
+    """Before the model loads: an event log that cannot be written (or is the replayed file)."""
+    check_output(settings.output.events, [settings.source.file] if settings.source.file else [], "--events")
 
 
 def open_file(path: str | Path, settings: Settings) -> FileSource:

@@ -41,6 +41,28 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**given)
 
 
+def check_train_args(args: argparse.Namespace) -> None:
+    """Refuses, before any cache is built, what would fail later or lose an earlier run."""
+    for flag, value, low in (("--epochs", args.epochs, 1), ("--patience", args.patience, 0),
+                             ("--batch-size", args.batch_size, 1), ("--threads", args.threads, 1)):
+        if value is not None and value < low:
+            raise SedError(f"{flag} {value}: give {low} or more")
+    if not args.lr > 0:  # NaN too
+        raise SedError(f"--lr {args.lr:g}: give a positive learning rate")
+    if args.test_fold is not None and not args.cv:
+        if args.split == "random":
+            raise SedError("--test-fold goes with --split fold, not --split random")
+        args.split = "fold"  # a test fold names the fold-wise protocol
+    if args.split == "fold" and args.test_fold is None and not args.cv and not args.resume:
+        raise SedError("--split fold needs --test-fold N (the fold to test on), or --cv for every fold")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise SedError(f"--out {out}: is a file, not a run folder")
+    if not args.resume and not getattr(args, "force", False) and out.is_dir() and any(out.iterdir()):
+        raise SedError(f"--out {out}: already holds a run; --resume continues it, --force starts "
+                       "over in it, or give another --out")
+
+
 def predict_logmels(model, logmels: np.ndarray, device: torch.device, batch: int = 128) -> np.ndarray:
     model.eval()
     out = []
@@ -181,6 +203,10 @@ def summarize_cv(out: Path) -> dict:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    check_train_args(args)
+    if args.force and not args.resume:  # a new run: its log must not continue the old one's
+        for log in [Path(args.out) / "log.txt", *Path(args.out).glob("fold*/log.txt")]:
+            log.unlink(missing_ok=True)
     cfg = config_from_args(args)
     command = command_line()
     if args.cv:
@@ -230,16 +256,37 @@ def first_command(run: Path, command: str) -> str:
     return path.read_text().strip() if path.exists() else command
 
 
+def load_checkpoint_file(ckpt: Path) -> dict:
+    """A checkpoint `train` wrote, or a one-line ModelError naming what it is instead."""
+    from realtime_sed.errors import ModelError
+
+    if not ckpt.is_file():
+        raise ModelError(f"{ckpt}: no such checkpoint")
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises pickle, zip and runtime errors for a foreign file
+        raise ModelError(f"{ckpt}: not a checkpoint made by `train` ({type(exc).__name__})") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise ModelError(f"{ckpt}: not a checkpoint made by `train` (no model weights in it)")
+    return state
+
+
 def run_export(args: argparse.Namespace) -> int:
     ckpt = Path(args.checkpoint)
     run = ckpt.parent
+    state = load_checkpoint_file(ckpt)
     if not (run / "config.json").exists():
         from realtime_sed.errors import ModelError
 
         raise ModelError(f"{run / 'config.json'}: not found; export needs a run folder made by `train`")
     cfg = TrainConfig(**json.loads((run / "config.json").read_text()))
     model = build_cnn(cfg.model)
-    model.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True)["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError:
+        from realtime_sed.errors import ModelError
+
+        raise ModelError(f"{ckpt}: its weights do not fit {cfg.model} of {run / 'config.json'}") from None
     old = run / f"{cfg.model}.json"
     card = json.loads(old.read_text()) if old.exists() else {"name": cfg.model}
     out = Path(args.out) if args.out else run / f"{cfg.model}.onnx"
@@ -278,7 +325,34 @@ def run_evaluate(args: argparse.Namespace) -> int:
     y = np.array([kept[i].label for i in idx])
     metrics = compute_metrics(y, probs)
     print(format_report(metrics))
+    warning = training_overlap(clf.card, kept, idx)
+    if warning:
+        print(f"realtime-sed: warning: {warning}", file=sys.stderr)
     if args.out:
         write_outputs(metrics, Path(args.out), f"{clf.name}, {args.split}")
         print(f"wrote {args.out}/metrics.json and confusion.png")
     return 0
+
+
+def training_overlap(card: dict, clips: list, idx: list[int]) -> str | None:
+    """Which evaluated clips the model's card says it trained on (trained on all clips, or its
+    split's train and validation parts rebuilt from the card's seed and test fold)."""
+    from train.data import fold_split, random_split
+
+    config = card.get("training", {}).get("config")
+    if not config:
+        return None
+    if config.get("train_on_all"):
+        seen, how = set(range(len(clips))), "trained on every clip"
+    elif config.get("split") == "fold" and config.get("test_fold") is not None:
+        part = fold_split(clips, config["test_fold"], config.get("seed", 0), config.get("val_fold"))
+        seen, how = set(part.train) | set(part.val), f"trained on every fold but {config['test_fold']}"
+    else:
+        part = random_split(len(clips), config.get("seed", 0))
+        seen, how = set(part.train) | set(part.val), f"random split, seed {config.get('seed', 0)}"
+    both = [i for i in idx if i in seen]
+    if not both:
+        return None
+    names = ", ".join(Path(clips[i].path).name for i in both[:3]) + (", ..." if len(both) > 3 else "")
+    return (f"{len(both)} of {len(idx)} evaluated clips are among those {card.get('name', 'the model')}'s "
+            f"card says it was trained on ({how}; e.g. {names}): these figures are not a test score")
