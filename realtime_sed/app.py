@@ -42,10 +42,13 @@ def run_listen(settings: Settings) -> int:
     clf = load_classifier(settings.stream)
     stop = threading.Event()
     source = open_source(settings.source, stop)
-    sinks = [EventPrinter(format_event)]  # every event, the ones closed when the stream stops too
+    sinks = []
     try:
         log = open_event_log(settings.output)
+        # The log first: an event on the screen is already on disk. The printer shows every event,
+        # the ones closed when the stream stops too.
         sinks += [log] if log else []
+        sinks.append(EventPrinter(format_event))
         stream = make_stream(clf, settings, sinks, source.description, source.wall_time_at)
     except BaseException:
         source.close()

@@ -112,12 +112,19 @@ class Settings:
     screenshot: ScreenshotSettings = field(default_factory=ScreenshotSettings)
 
     def check(self) -> None:
-        """Refuses, before any work, values the types allow but no run can use. (The detector's
-        thresholds, gate and minimum duration are checked by the EventDetector itself, hop by the
-        windower.)"""
+        """Refuses, before any work, values the types allow but no run can use (the hop is checked
+        by the windower, the smoothing by the detector)."""
         def refuse(option: str, value, rule: str) -> None:
             raise SedError(f"{option} {value:g}: {rule}")
 
+        detector = self.detector
+        for option, value in (("--threshold", detector.threshold), ("--off-threshold", detector.off_threshold)):
+            if value is not None and not 0.0 <= value <= 1.0:  # NaN too
+                refuse(option, value, "a probability between 0 and 1")
+        if not 0.0 <= detector.min_duration < float("inf"):
+            refuse("--min-duration", detector.min_duration, "give 0 s or more")
+        if not -float("inf") < detector.gate_db <= 0.0:
+            refuse("--gate-db", detector.gate_db, "a level in dBFS is 0 or below")
         if self.stream.threads < 1:
             refuse("--threads", self.stream.threads, "give at least 1 thread")
         if self.source.duration is not None and not self.source.duration > 0:  # NaN too

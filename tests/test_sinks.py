@@ -131,7 +131,7 @@ def test_jsonl_sink_lines(tmp_path):
                           "probs": {c: round(float(v), 6) for c, v in zip(CLASSES, p)}, "wall": 1700000000.123}
     assert "wall" not in records[1]
     assert records[2] == {"type": "event", "file": "f.wav", "label": "siren", "onset": 0.5, "offset": 2.0,
-                          "peak": 0.75, "wall_onset": None, "active": False, "duration": 1.5}
+                          "peak": 0.75, "wall_onset": None, "active": False, "cut_short": False, "duration": 1.5}
 
     # listen appends to an existing events file; without windows=True window lines are skipped
     sink = JsonlSink(path, windows=False, append=True)

@@ -325,7 +325,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     y = np.array([kept[i].label for i in idx])
     metrics = compute_metrics(y, probs)
     print(format_report(metrics))
-    warning = training_overlap(clf.card, kept, idx)
+    warning = training_overlap(clf.card, kept, idx, args.data)
     if warning:
         print(f"realtime-sed: warning: {warning}", file=sys.stderr)
     if args.out:
@@ -334,13 +334,18 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def training_overlap(card: dict, clips: list, idx: list[int]) -> str | None:
-    """Which evaluated clips the model's card says it trained on (trained on all clips, or its
-    split's train and validation parts rebuilt from the card's seed and test fold)."""
+def training_overlap(card: dict, clips: list, idx: list[int], data: str | Path) -> str | None:
+    """Which evaluated clips the model's card says it trained on (all clips, or its split's train
+    and validation parts rebuilt from the card's seed and test fold), when `data` is the dataset
+    the card names: the same folder, or a copy with as many readable clips."""
     from train.data import fold_split, random_split
 
-    config = card.get("training", {}).get("config")
-    if not config:
+    training = card.get("training", {})
+    config = training.get("config")
+    if not config or not training.get("data"):
+        return None
+    same_folder = Path(training["data"]).resolve() == Path(data).resolve()
+    if not same_folder and training.get("clips") != len(clips):
         return None
     if config.get("train_on_all"):
         seen, how = set(range(len(clips))), "trained on every clip"
