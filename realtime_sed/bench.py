@@ -37,6 +37,7 @@ RSS_EVERY_S = 0.2  # how often the listen subprocess's RSS is sampled
 # Growth is measured only over a run this long (in RSS samples): a shorter one is mostly start-up
 # (loading the model, the first windows), whose memory is not growth.
 MIN_GROWTH_SAMPLES = 50
+MIN_GROWTH_HOURS = 0.1  # a shorter --hours soak is over in seconds: no growth figure from it
 
 
 def window_latency(model: str, audio: np.ndarray, repeats: int = 200) -> dict:
@@ -155,9 +156,11 @@ def run_bench(settings: Settings) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             long = long_file(audio, bench.hours, Path(tmp))
             soak = results["soak"] = listen_memory(model, long)
+        if bench.hours < MIN_GROWTH_HOURS:
+            soak["rss_growth_mb"] = None
         if soak["rss_growth_mb"] is None:
-            growth = (f"too short to measure growth ({soak['samples']} RSS samples, "
-                      f"{MIN_GROWTH_SAMPLES} needed; give more --hours)")
+            growth = (f"too short to measure growth (give --hours {MIN_GROWTH_HOURS:g} or more; this run "
+                      f"took {soak['samples']} RSS samples)")
         else:
             growth = f"growth {soak['rss_growth_mb']:+.1f} MB (target < {TARGETS['rss_growth_mb']:g} MB)"
         print(f"{bench.hours:g} h stream as fast as possible ({soak['wall_s']:.0f} s): RSS {soak['rss_start_mb']:.1f}"

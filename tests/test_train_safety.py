@@ -4,10 +4,12 @@ for a checkpoint that is not one, and a word when an evaluation scores clips the
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from realtime_sed.cli import build_parser
+from realtime_sed.errors import SedError
 from tests.conftest import REPO, SHARED_DATA, needs_data, run_cli
 from tests.test_bad_input import assert_one_line_error
 from tests.test_train import tiny_dataset  # noqa: F401  (a fixture)
@@ -15,19 +17,29 @@ from train.commands import check_train_args, training_overlap
 from train.data import read_metadata
 
 
-@pytest.mark.parametrize("args, fragment", [
+REFUSED = [
     (["--epochs", "0"], "--epochs 0"),
     (["--patience", "-1"], "--patience -1"),
     (["--batch-size", "0"], "--batch-size 0"),
     (["--lr", "nan"], "--lr nan"),
     (["--split", "fold"], "--split fold needs --test-fold"),
     (["--split", "random", "--test-fold", "2"], "--test-fold goes with --split fold"),
-])
+]
+
+
+@pytest.mark.parametrize("args, fragment", [REFUSED[0], REFUSED[4]])
 def test_bad_training_arguments_are_refused_before_any_work(tmp_path, args, fragment):
     cache = tmp_path / "cache"
     r = run_cli("train", "--out", tmp_path / "run", "--cache-dir", cache, *args)
     assert_one_line_error(r, fragment, code=2)
     assert not cache.exists() and not (tmp_path / "run").exists()  # no cache built, no run started
+
+
+@pytest.mark.parametrize("args, fragment", REFUSED)
+def test_every_bad_training_argument_is_refused(tmp_path, args, fragment):
+    parsed = build_parser().parse_args(["train", "--out", str(tmp_path / "run"), *args])
+    with pytest.raises(SedError, match=re.escape(fragment)):
+        check_train_args(parsed)
 
 
 def test_a_test_fold_implies_the_fold_split(tmp_path):
@@ -40,8 +52,9 @@ def test_an_earlier_run_is_not_overwritten(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "log.txt").write_text("epoch 1 of the earlier run\n")
-    r = run_cli("train", "--out", run, "--epochs", "1")
-    assert_one_line_error(r, str(run), "--resume", "--force", code=2)
+    args = build_parser().parse_args(["train", "--out", str(run), "--epochs", "1"])
+    with pytest.raises(SedError, match="already holds a run; --resume continues it, --force starts over"):
+        check_train_args(args)
     assert (run / "log.txt").read_text() == "epoch 1 of the earlier run\n"
     args = build_parser().parse_args(["train", "--out", str(run), "--force"])
     check_train_args(args)  # --force is the way to start over
