@@ -6,6 +6,7 @@ dashboard (`tui/app.py`) and the benchmark (`bench.py`) are the other commands b
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 from datetime import datetime
@@ -119,9 +120,45 @@ def _classify_one(path: str, name: str, clf, sink, settings: Settings) -> None:
 
 def run_devices(settings: Settings) -> int:
     devices = input_devices()
+    if settings.devices.as_json:
+        print(json.dumps(devices, indent=1))
+        return 0 if devices else 1
     if not devices:
         print("no audio input devices found")
         return 1
     for d in devices:
         print(f"{d['index']:3d}  {d['name']}  ({d['channels']} ch, {d['rate']} Hz, {d['hostapi']})")
     return 0
+
+
+def model_facts(card: dict) -> str:
+    """One model card in a few lines: what it is, how it was trained, how well it does."""
+    arch, training = card.get("architecture", {}), card.get("training", {})
+    config = training.get("config", {})
+    lines = [f"{card.get('name', '?'):<7} {arch.get('name', '?')}, {arch.get('trainable_parameters', 0):,} "
+             f"trainable parameters, dilations {arch.get('dilations_time_freq')}"]
+    how = "every clip" if config.get("train_on_all") else f"{training.get('train_clips', '?')} clips"
+    lines.append(f"        trained on {how} of {training.get('clips', '?')} ({training.get('epochs_run', '?')} "
+                 f"epochs, {training.get('device', '?')}), recipe: {training.get('recipe') or 'the paper'}")
+    fold = card.get("foldwise")
+    if isinstance(fold, dict) and "acc_mean" in fold:
+        lines.append(f"        fold-wise ACC {fold['acc_mean']:.3f} ± {fold['acc_std']:.3f}, macro F1 "
+                     f"{fold.get('f1_macro_mean', float('nan')):.3f} (test folds {', '.join(map(str, fold.get('folds', {})))})")
+    return "\n".join(lines)
+
+
+def run_models(settings: Settings) -> int:
+    """`realtime-sed models`: the shipped models, read from their cards (no ONNX Runtime session)."""
+    from realtime_sed.classifier import MODELS_DIR
+    from realtime_sed.constants import MODEL_NAMES
+
+    found = 0
+    for name in MODEL_NAMES:
+        card_path = MODELS_DIR / f"{name}.json"
+        if not (MODELS_DIR / f"{name}.onnx").exists() or not card_path.exists():
+            print(f"{name:<7} not installed (no {name}.onnx with its card in {MODELS_DIR})")
+            continue
+        found += 1
+        print(model_facts(json.loads(card_path.read_text())))
+    print(f"models folder: {MODELS_DIR}; use one with --model NAME, or --model PATH.onnx for your own")
+    return 0 if found else 1

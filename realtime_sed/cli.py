@@ -16,7 +16,8 @@ import signal
 import sys
 from dataclasses import replace
 
-from realtime_sed.constants import DATA_DIR, HOP_LENGTH, MODEL_NAMES
+from realtime_sed import __version__
+from realtime_sed.constants import CLASSES, DATA_DIR, HOP_LENGTH, MODEL_NAMES
 from realtime_sed.errors import OutputError, SedError
 from realtime_sed.settings import DEFAULT_MODEL, Settings
 from realtime_sed.windows import MIN_HOP_SECONDS
@@ -56,7 +57,8 @@ def _add_stream_args(p: argparse.ArgumentParser, d: Settings) -> None:
                    help=f"ONNX Runtime threads (default {d.stream.threads})")
     p.add_argument("--smooth", type=int, default=d.detector.smooth,
                    help=f"smooth probabilities over the last K windows (default {d.detector.smooth}; 1 = off)")
-    p.add_argument("--smooth-method", choices=("median", "mean"), default=d.detector.smooth_method)
+    p.add_argument("--smooth-method", choices=("median", "mean"), default=d.detector.smooth_method,
+                   help=f"how the last K windows are combined (default {d.detector.smooth_method})")
     p.add_argument("--threshold", type=float, default=d.detector.threshold,
                    help="on-threshold for every class (default: the model card's, else 0.5)")
     p.add_argument("--off-threshold", type=float, default=d.detector.off_threshold,
@@ -64,7 +66,8 @@ def _add_stream_args(p: argparse.ArgumentParser, d: Settings) -> None:
     p.add_argument("--min-duration", type=float, default=d.detector.min_duration,
                    help=f"drop events shorter than this many seconds (default {d.detector.min_duration:g})")
     p.add_argument("--classes", type=_class_list, default=d.detector.classes,
-                   help="comma-separated allow-list of class names that may raise events")
+                   help="comma-separated allow-list of the classes that may raise events, out of: "
+                        + ", ".join(CLASSES))
     p.add_argument("--gate-db", type=float, default=d.detector.gate_db,
                    help=f"loudness gate in dBFS: no event starts in a quieter window "
                         f"(default {d.detector.gate_db:g})")
@@ -79,9 +82,10 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
         description="Real-time sound event detection with lightweight dilated CNNs (UrbanSound8K classes).",
         epilog=EXIT_CODES,
     )
+    parser.add_argument("--version", action="version", version=f"realtime-sed {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("listen", help="detect events live from the microphone or a replayed file",
+    p = sub.add_parser("listen", formatter_class=argparse.RawDescriptionHelpFormatter, epilog="examples:\n  realtime-sed listen\n  realtime-sed listen --device USB --events events.jsonl\n  realtime-sed listen --no-tui --file demo/urban-demo.ogg --realtime", help="detect events live from the microphone or a replayed file",
                        description="Detect sound events live. Opens the dashboard in a terminal; "
                                    "--no-tui prints events instead.")
     _add_stream_args(p, d)
@@ -98,11 +102,13 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=d.source.duration,
                    help="stop after this many seconds of audio")
 
-    p = sub.add_parser("classify", help="classify audio files (fast, through the streaming path)",
+    p = sub.add_parser("classify", formatter_class=argparse.RawDescriptionHelpFormatter, epilog="examples:\n  realtime-sed classify demo/urban-demo.ogg\n  realtime-sed classify *.wav -o events.tsv\n  realtime-sed classify a.flac --format jsonl --windows --classes siren,car_horn", help="classify audio files (fast, through the streaming path)",
                        description="Run each file through the same streaming path as `listen`, as fast "
                                    "as possible, and write its events. A bad file is reported and "
                                    "skipped; the exit code is 1 if any file failed.")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="audio files (WAV, FLAC, OGG, MP3, anything libsndfile reads); rows are named by "
+                        "file name, or by the paths as given when two files share a name")
     _add_stream_args(p, d)
     p.add_argument("--format", choices=("tsv", "jsonl", "csv"), default=d.classify.format,
                    help="tsv: DCASE (filename, onset, offset, event_label) with a header (default)")
@@ -113,33 +119,40 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
                         "batched CNN call)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    p = sub.add_parser("devices", help="list audio input devices",
+    p = sub.add_parser("devices", formatter_class=argparse.RawDescriptionHelpFormatter, epilog="examples:\n  realtime-sed devices\n  realtime-sed devices --json", help="list audio input devices",
                        description="List the audio input devices PortAudio sees.")
+    p.add_argument("--json", dest="as_json", action="store_true", help="print one JSON list instead of a table")
 
-    p = sub.add_parser("bench", help="measure latency, throughput and memory",
+    p = sub.add_parser("models", formatter_class=argparse.RawDescriptionHelpFormatter, epilog="examples:\n  realtime-sed models",
+                       help="list the shipped models and their cards' key facts",
+                       description="Each shipped model: its architecture, size, how it was trained and "
+                                   "its fold-wise accuracy, from its model card.")
+
+    p = sub.add_parser("bench", formatter_class=argparse.RawDescriptionHelpFormatter, epilog="examples:\n  realtime-sed bench\n  realtime-sed bench --model conv2d --hours 1 --json bench.json", help="measure latency, throughput and memory",
                        description="Median and p95 latency per 4 s window (1 thread), classify "
                                    "throughput in x real time (2 threads), peak RSS of a headless listen.")
-    p.add_argument("--model", default=d.stream.model)
+    p.add_argument("--model", default=d.stream.model, help=f"the model to measure (default {d.stream.model})")
     p.add_argument("--file", default=d.source.file, help="audio to stream (default: the bundled demo)")
     p.add_argument("--hours", type=float, default=d.bench.hours,
                    help="also replay this many hours of audio (looped) and report RSS growth")
     p.add_argument("--json", default=d.bench.json, help="also write the figures here")
 
-    p = sub.add_parser("screenshot", help="draw the dashboard mid-demo into an SVG (for the docs)",
+    p = sub.add_parser("screenshot", formatter_class=argparse.RawDescriptionHelpFormatter, epilog="examples:\n  realtime-sed screenshot\n  realtime-sed screenshot small.svg --size 60x20 --at 20", help="draw the dashboard mid-demo into an SVG (for the docs)",
                        description="Replay the bundled demo as fast as possible up to --at seconds, hold "
                                    "there, and save the dashboard as an SVG.")
     p.add_argument("out", nargs="?", default=d.screenshot.out,
                    help=f"the SVG to write (default {d.screenshot.out})")
-    p.add_argument("--model", default=d.stream.model)
+    p.add_argument("--model", default=d.stream.model, help=f"the model to run (default {d.stream.model})")
     p.add_argument("--size", default=d.screenshot.size,
                    help=f"terminal size, COLSxROWS (default {d.screenshot.size})")
     p.add_argument("--at", type=float, default=d.screenshot.at,
                    help=f"seconds of the demo to replay (default {d.screenshot.at:g})")
 
-    p = sub.add_parser("train", help="train one of the four models (needs the train extra)",
+    p = sub.add_parser("train", formatter_class=argparse.RawDescriptionHelpFormatter, epilog="examples:\n  realtime-sed train --model convdb --out runs/convdb\n  realtime-sed train --test-fold 1 --out runs/fold1\n  realtime-sed train --cv --folds 1,3 --out runs/cv", help="train one of the four models (needs the train extra)",
                        description="Train a Table 1 model on UrbanSound8K, evaluate it on the test part "
                                    "and export it to ONNX with its model card. " + TRAIN_HINT + ".")
-    p.add_argument("--model", choices=MODEL_NAMES, default=DEFAULT_MODEL)
+    p.add_argument("--model", choices=MODEL_NAMES, default=DEFAULT_MODEL,
+                   help=f"the Table 1 architecture to train (default {DEFAULT_MODEL})")
     p.add_argument("--data", default=DATA_DIR,
                    help="UrbanSound8K folder (metadata/UrbanSound8K.csv + audio/foldN/)")
     p.add_argument("--split", choices=("random", "fold"), default=None,
@@ -156,9 +169,9 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="most epochs to train (default 200)")
     p.add_argument("--patience", type=int, default=None,
                    help="stop after this many epochs without a lower validation loss (default 25; 0 = never)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=32, help="clips per training step (default 32)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 0.001)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split, the weights and the recipe (default 0)")
     p.add_argument("--out", default="runs/convdb", help="run folder: checkpoints, logs, figures, ONNX")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/last.pt with OUT/config.json; only --epochs, --patience, "
@@ -172,8 +185,9 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     p.add_argument("--gain-db", type=float, default=None, help="recipe: random gain of up to ±DB")
     p.add_argument("--mix-prob", type=float, default=None, help="recipe: chance to mix in another clip as noise")
     p.add_argument("--spec-masks", type=int, default=None, help="recipe: SpecAugment time and frequency masks")
-    p.add_argument("--label-smoothing", type=float, default=None)
-    p.add_argument("--schedule", choices=("constant", "cosine"), default=None)
+    p.add_argument("--label-smoothing", type=float, default=None, help="recipe: label smoothing, e.g. 0.1")
+    p.add_argument("--schedule", choices=("constant", "cosine"), default=None,
+                   help="recipe: learning-rate schedule (default constant)")
     p.add_argument("--keep", choices=("best", "last"), default=None,
                    help="the run's checkpoint: lowest validation loss (default, the paper's) or the last "
                         "epoch; may change on --resume")
@@ -183,17 +197,18 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     p.add_argument("--no-onnx", action="store_true",
                    help="write the model card but skip the ONNX export (make it later with `export`)")
 
-    p = sub.add_parser("evaluate", help="evaluate an ONNX model on a dataset split (needs the train extra)",
+    p = sub.add_parser("evaluate", formatter_class=argparse.RawDescriptionHelpFormatter, epilog="examples:\n  realtime-sed evaluate --model runs/convdb/convdb.onnx\n  realtime-sed evaluate --model convdb --split fold --test-fold 1", help="evaluate an ONNX model on a dataset split (needs the train extra)",
                        description="Run an exported model with ONNX Runtime on raw audio of a split and "
                                    "report ACC, macro/micro P/R/F1, per-class figures and the confusion matrix.")
     p.add_argument("--model", required=True, help="an .onnx file or a model name")
-    p.add_argument("--data", default=DATA_DIR)
-    p.add_argument("--split", choices=("random", "fold", "all"), default="random")
-    p.add_argument("--test-fold", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", default=DATA_DIR, help=f"UrbanSound8K folder (default {DATA_DIR})")
+    p.add_argument("--split", choices=("random", "fold", "all"), default="random",
+                   help="which clips: the random split's test part (default), one test fold, or all")
+    p.add_argument("--test-fold", type=int, default=None, help="with --split fold: the fold to evaluate")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random split (default 0)")
     p.add_argument("--out", default=None, help="write metrics.json and confusion.png here")
 
-    p = sub.add_parser("export", help="export a training checkpoint to ONNX (needs the train extra)",
+    p = sub.add_parser("export", formatter_class=argparse.RawDescriptionHelpFormatter, epilog="examples:\n  realtime-sed export runs/convdb/best.pt\n  realtime-sed export runs/convdb/last.pt --out convdb-last.onnx", help="export a training checkpoint to ONNX (needs the train extra)",
                        description="Export best.pt or last.pt of a run folder to ONNX with its model card.")
     p.add_argument("checkpoint", help="a .pt file inside a run folder made by `train`")
     p.add_argument("--out", default=None, help="the .onnx path (default: beside the checkpoint)")
@@ -234,6 +249,10 @@ def _run_runtime(command: str, settings: Settings) -> int:
         from realtime_sed.bench import run_bench
 
         return run_bench(settings)
+    if command == "models":
+        from realtime_sed.app import run_models
+
+        return run_models(settings)
     if command == "screenshot":
         from realtime_sed.tui.screenshot import run_screenshot
 

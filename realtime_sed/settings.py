@@ -83,6 +83,13 @@ class BenchSettings:
 
 
 @dataclass
+class DevicesSettings:
+    """`devices`: the input devices PortAudio sees."""
+
+    as_json: bool = False  # one JSON list instead of a table
+
+
+@dataclass
 class ScreenshotSettings:
     """`screenshot`: the dashboard over the demo, held mid-stream, drawn into an SVG."""
 
@@ -110,6 +117,7 @@ class Settings:
     classify: ClassifySettings = field(default_factory=ClassifySettings)
     bench: BenchSettings = field(default_factory=BenchSettings)
     screenshot: ScreenshotSettings = field(default_factory=ScreenshotSettings)
+    devices: DevicesSettings = field(default_factory=DevicesSettings)
 
     def check(self) -> None:
         """Refuses, before any work, values the types allow but no run can use (the hop is checked
@@ -125,6 +133,10 @@ class Settings:
             refuse("--min-duration", detector.min_duration, "give 0 s or more")
         if not -float("inf") < detector.gate_db <= 0.0:
             refuse("--gate-db", detector.gate_db, "a level in dBFS is 0 or below")
+        for given in (*self.classify.files, self.source.file):
+            if given == "-":
+                raise SedError("reading audio from standard input is not supported: save it to a file "
+                               "first (e.g. ffmpeg -i IN -ar 22050 audio.wav) and pass its path")
         if self.stream.threads < 1:
             refuse("--threads", self.stream.threads, "give at least 1 thread")
         if self.source.duration is not None and not self.source.duration > 0:  # NaN too
