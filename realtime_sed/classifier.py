@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from realtime_sed.constants import (CARD_METADATA_KEY, CLASSES, FRONT_END, LOGMEL_TENSOR, MODEL_NAMES, N_FRAMES,
-                                     N_MELS, SAMPLE_RATE, WINDOW_SAMPLES, FrontEnd)
+                                     N_MELS, SAMPLE_RATE, WINDOW_SAMPLES, FrontEnd, installed_data)
 from realtime_sed.errors import FrontEndError, ModelError
 from realtime_sed.features import hann_window, mel_filterbank
 
 FILTERBANK_TOL = 1e-4  # the graph's float32 mel triangles vs ours (measured 1.2e-5 on the shipped ones)
 WINDOW_TOL = 1e-5  # its Hann window vs ours (measured 2.1e-7)
-MODELS_DIR = Path(os.environ.get("REALTIME_SED_MODELS", Path(__file__).resolve().parent.parent / "models"))
+MODELS_DIR = Path(os.environ.get("REALTIME_SED_MODELS", installed_data("models")))
 
 
 def resolve_model(model: str | os.PathLike) -> Path:

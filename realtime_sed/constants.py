@@ -127,7 +127,18 @@ exported graph. The runtime cuts the graph here to run the CNN on log-mels it co
 DATA_DIR = "../shared/data/UrbanSound8K"
 """Where `train` and `evaluate` look for UrbanSound8K by default (relative to the working folder)."""
 
-DEMO_FILE = Path(__file__).resolve().parent.parent / "demo" / "urban-demo.ogg"
+def installed_data(folder: str) -> Path:
+    """models/ or demo/: the checkout's own folder when running from the repository, else the copy
+    a wheel installs inside the package (pyproject.toml maps them there)."""
+    checkout = Path(__file__).resolve().parent.parent / folder
+    if checkout.is_dir():
+        return checkout
+    from importlib.resources import files
+
+    return Path(str(files("realtime_sed") / folder))
+
+
+DEMO_FILE = installed_data("demo") / "urban-demo.ogg"
 """The bundled 77 s demo recording (in a source checkout): `bench` and the screenshots replay it."""
 
 assert N_FRAMES == 345
