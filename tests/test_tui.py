@@ -316,3 +316,19 @@ def test_history_spans_a_minute_whatever_the_hop(clf):
         source.close()
         assert abs(state.history.maxlen * stream.hop_s - 60.0) <= stream.hop_s
         assert np.isnan(state.history_matrix()).all()  # no window yet: an empty strip, not zeros
+
+
+async def test_an_event_log_on_a_full_disk_stops_the_stream_on_a_screen(clf, clip_file):
+    """Issue 15: `--events /dev/full` froze the dashboard at LIVE and `q` exited 0. Now the first
+    failing write stops the stream, the error screen says why, and the exit code is 2."""
+    source = PacedFileSource(clip_file(STEADY_LABEL, seconds=20), threading.Event())
+    app = dashboard(clf, source, Path("/dev/full"), windows=True)  # every window is a write
+    async with app.run_test(size=(80, 24)) as pilot:
+        source.release(45)
+        await until(pilot, lambda: isinstance(app.screen, StreamErrorScreen))
+        assert "cannot write /dev/full" in app.error and "No space left" in app.error
+        assert app.query_one(StatusBar).state == "failed"
+        assert app.is_running
+        await pilot.press("q")
+    assert app.return_code == 2
+    assert source.closed
