@@ -25,7 +25,7 @@ from realtime_sed.stream import DetectionStream
 from realtime_sed.tui.app import REFRESH_S, SedDashboard, build_dashboard
 from realtime_sed.tui.screens import HelpScreen, StreamErrorScreen
 from realtime_sed.tui.screenshot import held_dashboard, settle
-from realtime_sed.tui.widgets import EventsTable, Notice, ProbabilityBars, StatusBar
+from realtime_sed.tui.widgets import EventsTable, LevelMeter, Notice, ProbabilityBars, StatusBar
 from tests.shipped import EVENTFUL_LABELS, IMPULSIVE_LABEL, MODEL, STEADY_LABEL
 
 
@@ -285,7 +285,7 @@ async def test_unplugged_input_shows_a_message_not_a_traceback(clf, clip_file, t
 # ----------------------------------------------------------------------------- snapshots
 
 
-@pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+@pytest.mark.parametrize("size", [(40, 12), (80, 24), (160, 48)], ids=["40x12", "80x24", "160x48"])
 def test_snapshot_mid_stream(clf, snap_compare, size):
     assert snap_compare(held_dashboard(clf, show_timing=False), terminal_size=size, run_before=settle)
 
@@ -332,3 +332,24 @@ async def test_an_event_log_on_a_full_disk_stops_the_stream_on_a_screen(clf, cli
         await pilot.press("q")
     assert app.return_code == 2
     assert source.closed
+
+
+async def test_a_40x12_terminal_keeps_the_events_and_the_status_bar(clf, clip_file):
+    """Issue 15: at 40x12 the events table and the status bar vanished. Small terminals now drop
+    the probabilities on purpose, and what stays is whole and on screen."""
+    source = PacedFileSource(clip_file(STEADY_LABEL, seconds=20), threading.Event())
+    app = dashboard(clf, source)
+    async with app.run_test(size=(40, 12)) as pilot:
+        source.release(45)
+        await settled(pilot, source)
+        screen = app.screen.region
+        assert not app.query_one("#top").display
+        for widget in (app.query_one(EventsTable), app.query_one(StatusBar), app.query_one(LevelMeter)):
+            assert widget.display and widget.region.height >= 1 and screen.contains_region(widget.region), widget
+        assert app.query_one(EventsTable).region.height >= 4  # a header and rows, not a sliver
+        await pilot.press("question_mark")
+        box = app.screen.query_one("#help-box")
+        assert app.screen.region.contains_region(box.region)  # the help fits, scrolling what does not
+        await pilot.press("escape")
+        await pilot.press("q")
+    assert app.return_code == 0

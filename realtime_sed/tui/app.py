@@ -76,8 +76,10 @@ class SedDashboard(App[int]):
     CSS_PATH = "dashboard.tcss"
     TITLE = "realtime-sed"
     ENABLE_COMMAND_PALETTE = False
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall")]
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (140, "-wide")]
+    # Below 16 rows or 60 columns the dashboard drops widgets on purpose (dashboard.tcss): the
+    # events, the level and the status bar stay; the probabilities go first, then their history.
+    VERTICAL_BREAKPOINTS = [(0, "-tiny"), (16, "-short"), (40, "-tall")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-slim"), (60, "-narrow"), (140, "-wide")]
     BINDINGS = [
         Binding("q", "quit_dashboard", "Quit", priority=True),
         Binding("p", "toggle_pause", "Pause/resume"),
