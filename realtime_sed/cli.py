@@ -193,6 +193,25 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
                         "epoch; may change on --resume")
     p.add_argument("--train-on-all", action="store_true",
                    help="final model: train on every clip for exactly --epochs epochs")
+    g = p.add_argument_group("distillation and negatives (a bank of cached augmented views; see README)")
+    g.add_argument("--views", type=int, default=None,
+                   help="augmented waveform views per clip, labelled by the teacher (0 = off; e.g. 8)")
+    g.add_argument("--teacher", default=None, help="YAMNet TFLite file (default ../shared/teacher/yamnet.tflite)")
+    g.add_argument("--head-views", choices=("clean", "all"), default=None,
+                   help="views of the training clips that fit the teacher's head (default clean)")
+    g.add_argument("--distill", type=float, default=None,
+                   help="weight of the teacher's probabilities against the hard label, 0..1")
+    g.add_argument("--temperature", type=float, default=None, help="distillation temperature (default 1)")
+    g.add_argument("--embed-weight", type=float, default=None,
+                   help="weight of a training-only head regressing the teacher's 1024-d embedding")
+    g.add_argument("--negatives", type=float, default=None,
+                   help="outlier-exposure weight on sounds that are none of the ten (ESC-50-other, synthetic)")
+    g.add_argument("--negative-share", type=float, default=None,
+                   help="negative views per epoch as a share of the training clips (default 0.25)")
+    g.add_argument("--esc-data", default=None, help="ESC-50-other folder (default ../shared/data/ESC-50-other)")
+    g.add_argument("--synthetic-per-kind", type=int, default=None,
+                   help="synthetic negatives of each kind (default 40)")
+    g.add_argument("--view-workers", type=int, default=None, help="processes that build the view bank once")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-onnx", action="store_true",
                    help="write the model card but skip the ONNX export (make it later with `export`)")

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from realtime_sed.constants import LOG_AMIN, N_FRAMES
+from realtime_sed.errors import SedError
+from train import distill, views
 from train.architectures import build_cnn, count_trainable
 from train.data import (LogMelCache, Split, build_cache, content_frames, fold_split, random_split,
                         read_metadata)
@@ -56,6 +58,18 @@ class TrainConfig:
     device: str = "auto"
     threads: int | None = None
     train_on_all: bool = False  # final model: train on every clip for a fixed epoch count
+    # Distillation and negatives (train.distill), on a bank of cached waveform views (train.views).
+    views: int = 0  # augmented views per clip (view 0 clean); 0 = train on the clean log-mels
+    teacher: str = "../shared/teacher/yamnet.tflite"
+    head_views: str = "clean"  # which views of the training clips fit the teacher's head: clean|all
+    distill: float = 0.0  # weight of the teacher's probabilities against the hard label
+    temperature: float = 1.0
+    embed_weight: float = 0.0  # auxiliary regression of the teacher's 1024-d embedding (training only)
+    negatives: float = 0.0  # outlier-exposure weight on views of sounds that are none of the ten
+    negative_share: float = 0.25  # negative views per epoch, as a share of the training clips
+    esc_data: str = "../shared/data/ESC-50-other"
+    synthetic_per_kind: int = 40
+    view_workers: int = 1  # processes that build the view bank (once; it is cached)
 
     @property
     def recipe(self) -> str:
@@ -72,9 +86,32 @@ class TrainConfig:
             parts.append(f"label-smoothing {self.label_smoothing:g}")
         if self.schedule != "constant":
             parts.append(f"{self.schedule} lr")
+        if self.views:
+            parts.append(f"{self.views} cached views per clip")
+        if self.distill:
+            parts.append(f"distillation α={self.distill:g} T={self.temperature:g}")
+        if self.embed_weight:
+            parts.append(f"embedding regression β={self.embed_weight:g}")
+        if self.negatives:
+            parts.append(f"outlier exposure λ={self.negatives:g} on {self.negative_share:g} negatives")
         if self.keep == "last":
             parts.append("last epoch kept")
         return ", ".join(parts) or "paper (no augmentation)"
+
+
+def prepare_distillation(cfg: TrainConfig, cache: LogMelCache, split: Split) -> distill.DistillData:
+    """The view bank (built once, cached) and the teacher's head fitted on this run's training part."""
+    if cfg.split == "random" and not cfg.train_on_all:
+        raise SedError("--views needs --split fold (or --train-on-all): views mix clips within a fold, "
+                       "and a random split puts test clips in every fold")
+    negatives = views.all_negatives(cfg.esc_data, cfg.synthetic_per_kind, cfg.seed)
+    settings = views.ViewSettings(n_views=cfg.views, seed=cfg.seed)
+    bank = views.bank_for(cache.clips, settings, negatives, cfg.cache_dir, cfg.teacher,
+                          cfg.view_workers)
+    labels = np.array([c.label for c in cache.clips])
+    return distill.prepare(bank, labels, split.train, split.val, split.test,
+                           cfg.test_fold if cfg.split == "fold" and not cfg.train_on_all else None,
+                           cfg.temperature, cfg.head_views, cfg.seed)
 
 
 def pick_device(name: str) -> torch.device:
@@ -199,7 +236,16 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
 
     model = build_cnn(cfg.model, cfg.conv_dropout, cfg.dense_dropout).to(device)
     model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    distilled = aux = None
+    if cfg.views:  # the teacher and the negatives speak through a bank of cached views
+        distilled = prepare_distillation(cfg, cache, split)
+        print(f"teacher head: val ACC {distilled.teacher_report['val_acc']:.3f}, "
+              f"test ACC {distilled.teacher_report['test_acc']:.3f}; "
+              f"{len(distilled.negative_rows)} negative views to draw from")
+        if cfg.embed_weight:
+            aux = distill.make_aux_head().to(device)
+    params = list(model.parameters()) + (list(aux.parameters()) if aux is not None else [])
+    optimizer = torch.optim.Adam(params, lr=cfg.lr)
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
                  if cfg.schedule == "cosine" else None)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -210,6 +256,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     if resume and (out / "last.pt").exists():
         ckpt = torch.load(out / "last.pt", map_location=device, weights_only=True)
         model.load_state_dict(ckpt["model"])
+        if aux is not None:
+            aux.load_state_dict(ckpt["aux"])
         optimizer.load_state_dict(ckpt["optimizer"])
         if scheduler is not None and "scheduler" in ckpt:
             scheduler.load_state_dict(ckpt["scheduler"])
@@ -240,8 +288,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
             if patience_ran_out():  # a resumed run that had already stopped early
                 break
             t0 = time.perf_counter()
-            tr_loss, tr_acc = run_epoch(model, x_all, y_all, len_all, split.train, cfg, device,
-                                        optimizer, scheduler, gen, pool, bar)
+            if distilled is not None:
+                tr_loss, tr_acc = distill.train_epoch(model, aux, distilled, split.train, cfg, device,
+                                                      optimizer, scheduler, gen, bar)
+            else:
+                tr_loss, tr_acc = run_epoch(model, x_all, y_all, len_all, split.train, cfg, device,
+                                            optimizer, scheduler, gen, pool, bar)
             seconds = time.perf_counter() - t0
             if split.val:
                 va_loss, va_acc = run_epoch(model, x_all, y_all, len_all, split.val, cfg, device,
@@ -264,6 +316,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
                                                       "lowest_val_epoch")}}
             if scheduler is not None:
                 ckpt["scheduler"] = scheduler.state_dict()
+            if aux is not None:
+                ckpt["aux"] = aux.state_dict()
             torch.save(ckpt, out / "last.pt.tmp")
             os.replace(out / "last.pt.tmp", out / "last.pt")
             (out / "history.json").write_text(json.dumps(state["history"], indent=1))
@@ -283,5 +337,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
             "train": split.train, "val": split.val, "test": split.test,
             "clip_names": [c.name for c in cache.clips], "skipped": cache.failed,
             "best_epoch": state["best_epoch"], "epochs_run": state["epoch"]}
+    if distilled is not None:
+        meta["teacher"] = distilled.teacher_report
     (out / "run.json").write_text(json.dumps(meta))
     return out

@@ -1,0 +1,157 @@
+"""Distillation from the teacher over cached views, and outlier exposure on negatives.
+
+Used by `train.loop` when a run has `views > 0`. Each epoch draws one view of every training clip
+and a share of negative views; the loss on a batch is
+
+    (1 - distill) * CE(label)  +  distill * T^2 * KL(teacher_T || student_T)      on clip views
+    + negatives * CE(uniform)                                                       on negative views
+    + embed_weight * MSE(aux(hidden), teacher embedding, standardised)              on every view
+
+The auxiliary head reads the 100-unit dense layer and exists only while training: the exported
+network is Table 1's, unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from realtime_sed.errors import SedError
+from train.architectures import DENSE_UNITS
+from train.teacher import EMBEDDING_DIM, TeacherHead, fit_head, head_accuracy
+from train.views import ViewBank
+
+
+@dataclass
+class DistillData:
+    bank: ViewBank
+    head: TeacherHead
+    teacher_probs: torch.Tensor  # [rows, 10]; rows of negatives are unused
+    embed_targets: torch.Tensor  # [rows, 1024] standardised teacher embeddings
+    negative_rows: np.ndarray  # bank rows of negatives this run may train on
+    teacher_report: dict  # the head's accuracy on the run's parts, and its test predictions
+
+
+def clean_rows(bank: ViewBank, clip_idx) -> np.ndarray:
+    return np.asarray(clip_idx, dtype=np.int64) * bank.n_views
+
+
+def prepare(bank: ViewBank, labels: np.ndarray, train_idx: list[int], val_idx: list[int],
+            test_idx: list[int], test_fold: int | None, temperature: float, head_views: str,
+            seed: int) -> DistillData:
+    """Fits the teacher's head on this run's training clips only, and labels every view with it."""
+    emb = bank.embeddings
+    view_labels = np.asarray(bank.label)
+    if head_views == "clean":
+        fit_rows = clean_rows(bank, train_idx)
+    elif head_views == "all":
+        fit_rows = (np.asarray(train_idx)[:, None] * bank.n_views + np.arange(bank.n_views)).ravel()
+    else:
+        raise SedError(f"head views {head_views!r}: choose clean or all")
+    head = fit_head(emb, view_labels, fit_rows, seed=seed)
+    probs = np.concatenate([head.probabilities(emb[s : s + 4096], temperature)
+                            for s in range(0, len(view_labels), 4096)])
+    e = np.asarray(emb[clean_rows(bank, train_idx)], np.float32)  # standardise by training clips
+    mean, std = e.mean(axis=0), e.std(axis=0) + 1e-3
+    targets = np.concatenate([(np.asarray(emb[s : s + 4096], np.float32) - mean) / std
+                              for s in range(0, len(view_labels), 4096)])
+    negatives = np.flatnonzero(view_labels < 0)
+    if test_fold is not None:  # out of fold: this run's negatives exclude the test fold's
+        negatives = negatives[np.asarray(bank.group)[negatives] != test_fold]
+    report = {
+        "head": f"standardised LogisticRegression(C={0.01}) on YAMNet's max-pooled 1024-d embedding, "
+                f"fitted on the {head_views} views of the {len(train_idx)} training clips only",
+        "train_acc": head_accuracy(head, emb, view_labels, clean_rows(bank, train_idx)),
+        "val_acc": head_accuracy(head, emb, view_labels, clean_rows(bank, val_idx)),
+        "test_acc": head_accuracy(head, emb, view_labels, clean_rows(bank, test_idx)),
+        "test_predictions": (head.logits(np.asarray(emb[clean_rows(bank, test_idx)])).argmax(1).tolist()
+                             if len(test_idx) else []),
+    }
+    return DistillData(bank, head, torch.from_numpy(probs), torch.from_numpy(targets.astype(np.float32)),
+                       negatives, report)
+
+
+def draw_epoch(data: DistillData, train_idx: list[int], negative_share: float,
+               gen: torch.Generator) -> torch.Tensor:
+    """Bank rows for one epoch: one random view of each training clip, plus negative views."""
+    k = data.bank.n_views
+    clips = torch.as_tensor(train_idx) * k + torch.randint(k, (len(train_idx),), generator=gen)
+    n_neg = int(round(negative_share * len(train_idx))) if len(data.negative_rows) else 0
+    if n_neg:
+        pick = torch.randint(len(data.negative_rows), (n_neg,), generator=gen)
+        clips = torch.cat([clips, torch.from_numpy(data.negative_rows)[pick]])
+    return clips[torch.randperm(len(clips), generator=gen)]
+
+
+def hidden_and_logits(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The CNN's 100-unit dense activations and its logits (CNN.classifier: flatten, dropout,
+    dense 100, ReLU, dense 10)."""
+    h = model.classifier[:4](model.features(model.norm(x)))
+    return h, model.classifier[4](h)
+
+
+def make_aux_head() -> nn.Module:
+    """Training-only: regresses the teacher's 1024-d embedding from the 100-unit layer."""
+    return nn.Linear(DENSE_UNITS, EMBEDDING_DIM)
+
+
+def batch_loss(model, aux: nn.Module | None, data: DistillData, rows: torch.Tensor, cfg,
+               device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, logits, labels) of a batch of bank rows; labels are -1 on negative views."""
+    order = np.sort(rows.numpy())  # sorted reads from the memory-mapped bank
+    x = torch.from_numpy(np.asarray(data.bank.logmels[order], np.float32)).to(device)
+    x = x.unsqueeze(1).contiguous(memory_format=torch.channels_last)
+    idx = torch.from_numpy(order)
+    y = torch.from_numpy(np.asarray(data.bank.label)[order]).to(device)
+    h, logits = hidden_and_logits(model, x)
+    is_clip = y >= 0
+    loss = torch.zeros((), device=device)
+    if is_clip.any():
+        lc, yc = logits[is_clip], y[is_clip]
+        ce = F.cross_entropy(lc, yc, label_smoothing=cfg.label_smoothing)
+        loss = loss + (1 - cfg.distill) * ce
+        if cfg.distill:
+            t = cfg.temperature
+            teacher = data.teacher_probs[idx].to(device)[is_clip]
+            kd = F.kl_div(F.log_softmax(lc / t, dim=1), teacher, reduction="batchmean") * t * t
+            loss = loss + cfg.distill * kd
+    if cfg.negatives and (~is_clip).any():
+        oe = -F.log_softmax(logits[~is_clip], dim=1).mean(dim=1)  # cross-entropy to uniform
+        loss = loss + cfg.negatives * oe.mean()
+    if aux is not None and cfg.embed_weight:
+        loss = loss + cfg.embed_weight * F.mse_loss(aux(h), data.embed_targets[idx].to(device))
+    return loss, logits, y
+
+
+def train_epoch(model, aux, data: DistillData, train_idx: list[int], cfg, device, optimizer,
+                scheduler, gen: torch.Generator, progress=None) -> tuple[float, float]:
+    """One pass over this epoch's views; returns the mean loss and the accuracy on clip views."""
+    model.train()
+    if aux is not None:
+        aux.train()
+    rows = draw_epoch(data, train_idx, cfg.negative_share if cfg.negatives else 0.0, gen)
+    total, correct, clips, seen = 0.0, 0, 0, 0
+    task = progress.add_task("train (views)", total=len(rows)) if progress else None
+    for start in range(0, len(rows), cfg.batch_size):
+        batch = rows[start : start + cfg.batch_size]
+        loss, logits, y = batch_loss(model, aux, data, batch, cfg, device)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(batch)
+        seen += len(batch)
+        mask = y >= 0
+        correct += (logits.argmax(1)[mask] == y[mask]).sum().item()
+        clips += int(mask.sum())
+        if progress:
+            progress.update(task, advance=len(batch),
+                            description=f"train (views) loss {total / seen:.3f} acc {correct / max(clips, 1):.3f}")
+    if scheduler is not None:
+        scheduler.step()
+    if progress:
+        progress.remove_task(task)
+    return total / max(seen, 1), correct / max(clips, 1)
