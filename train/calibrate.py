@@ -1,0 +1,160 @@
+"""Per-class on-thresholds from out-of-fold predictions, and false events per hour on held-out sounds.
+
+How the thresholds are chosen: for each class, the lowest on-threshold on a grid from 0.50 to 0.95
+at which at most `MAX_FALSE_RATE` of the out-of-fold negative views (sounds that are none of the
+ten, from the negatives of each run's own test fold, which that run never trained on) reach it.
+The off-threshold is the on-threshold less 0.15, the detector's default gap. Out-of-fold target
+clips give each class's recall at its threshold, so the price of quiet is visible.
+
+False events per hour are counted by the runtime itself (`realtime-sed classify`, default settings,
+the card's thresholds) on a stream of held-out negatives: ESC-50-other classes and synthetic kinds
+that no training run here has seen.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from realtime_sed.constants import CLASSES, SAMPLE_RATE
+
+MAX_FALSE_RATE = 0.01
+GRID = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))  # 0.50 .. 0.95
+OFF_GAP = 0.15
+
+
+def choose_thresholds(neg_probs: np.ndarray, clip_probs: np.ndarray, clip_labels: np.ndarray,
+                      max_false_rate: float = MAX_FALSE_RATE) -> dict:
+    """{"on": {class: t}, "off": {...}, "rule": text, "per_class": {class: {false_rate, recall}}}."""
+    on, per_class = {}, {}
+    for c, name in enumerate(CLASSES):
+        chosen = GRID[-1]
+        for t in GRID:
+            if np.mean(neg_probs[:, c] >= t) <= max_false_rate:
+                chosen = t
+                break
+        mine = clip_labels == c
+        on[name] = float(chosen)
+        per_class[name] = {"false_rate": float(np.mean(neg_probs[:, c] >= chosen)),
+                           "recall": float(np.mean(clip_probs[mine, c] >= chosen)) if mine.any() else None}
+    return {"on": on, "off": {k: round(v - OFF_GAP, 2) for k, v in on.items()},
+            "rule": (f"per class, the lowest on-threshold in {GRID[0]:.2f}..{GRID[-1]:.2f} (step 0.05) that at "
+                     f"most {max_false_rate:.0%} of out-of-fold negative views reach; off = on - {OFF_GAP}"),
+            "per_class": per_class}
+
+
+def target_recall(clip_probs: np.ndarray, clip_labels: np.ndarray, on: dict | float) -> float:
+    """Share of target clips whose own class reaches its on-threshold (the detector would fire)."""
+    t = np.array([on[c] for c in CLASSES]) if isinstance(on, dict) else np.full(len(CLASSES), on)
+    return float(np.mean(clip_probs[np.arange(len(clip_labels)), clip_labels] >= t[clip_labels]))
+
+
+def write_heldout_stream(negatives, path: str | Path) -> float:
+    """The held-out negatives end to end in one WAV file; returns its length in seconds."""
+    import soundfile as sf
+
+    audio = np.concatenate([n.audio for n in negatives if n.held_out]).astype(np.float32)
+    sf.write(path, audio, SAMPLE_RATE, subtype="FLOAT")
+    return len(audio) / SAMPLE_RATE
+
+
+def false_events(model: str | Path, stream: str | Path, out: str | Path) -> list[dict]:
+    """Events the runtime reports on `stream` with default settings (its card's thresholds)."""
+    result = subprocess.run([sys.executable, "-m", "realtime_sed", "classify", str(stream), "--model",
+                             str(model), "--format", "jsonl", "--quiet", "-o", str(out)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"classify failed: {result.stderr.strip()}")
+    return [json.loads(line) for line in Path(out).read_text().splitlines() if line.strip()]
+
+
+def with_thresholds(model: str | Path, thresholds: dict, out: str | Path) -> Path:
+    """A copy of an exported model whose card (in the graph's metadata and beside it) carries
+    `thresholds`, the way the runtime reads them."""
+    import onnx
+
+    from realtime_sed.constants import CARD_METADATA_KEY
+
+    proto = onnx.load(str(model))
+    for prop in proto.metadata_props:
+        if prop.key == CARD_METADATA_KEY:
+            card = json.loads(prop.value)
+            card["thresholds"] = thresholds
+            prop.value = json.dumps(card)
+    out = Path(out)
+    onnx.save(proto, str(out))
+    out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    return out
+
+
+def calibrate_cv(folds_dir: str | Path, compare: list[str] = (), progress: bool = False) -> dict:
+    """Thresholds from a fold-wise folder's out-of-fold predictions, and false events per hour of
+    each fold's model (default 0.5 and calibrated) and of `compare` models on the held-out stream.
+    Writes FOLDS_DIR/calibration.json."""
+    import torch
+
+    from train.commands import _load_checkpoint, predict_logmels
+    from train.data import build_cache, read_metadata
+    from train.loop import TrainConfig
+    from train.views import ViewSettings, all_negatives, bank_for
+
+    folds_dir = Path(folds_dir)
+    runs = sorted((int(p.name[4:]), p) for p in folds_dir.glob("fold*") if (p / "best.pt").exists())
+    if not runs:
+        from realtime_sed.errors import SedError
+
+        raise SedError(f"{folds_dir}: no finished fold runs (foldK/best.pt)")
+    device = torch.device("cpu")
+    neg, clip_p, clip_y, per_fold = [], [], [], {}
+    for fold, run in runs:
+        cfg = TrainConfig(**json.loads((run / "config.json").read_text()))
+        meta = json.loads((run / "run.json").read_text())
+        model = _load_checkpoint(cfg, run / "best.pt", device)
+        cache = build_cache(read_metadata(cfg.data)[0], cfg.cache_dir, progress=False)
+        negatives = all_negatives(cfg.esc_data, cfg.synthetic_per_kind, cfg.seed)
+        bank = bank_for(cache.clips, ViewSettings(n_views=cfg.views, seed=cfg.seed), negatives,
+                        cfg.cache_dir, cfg.teacher, progress=progress)
+        rows = np.flatnonzero((np.asarray(bank.label) < 0) & (np.asarray(bank.group) == fold))
+        test = np.sort(meta["test"])
+        p_clip = predict_logmels(model, cache.logmels[test], device)
+        p_neg = predict_logmels(model, np.asarray(bank.logmels[rows], np.float32), device)
+        y = np.array([cache.clips[i].label for i in test])
+        neg.append(p_neg), clip_p.append(p_clip), clip_y.append(y)
+        per_fold[fold] = {"run": str(run), "negative_views": len(rows), "test_clips": len(test),
+                          "recall_at_0.5": target_recall(p_clip, y, 0.5)}
+    neg_p, all_p, all_y = np.concatenate(neg), np.concatenate(clip_p), np.concatenate(clip_y)
+    thresholds = choose_thresholds(neg_p, all_p, all_y)
+    stream = folds_dir / "heldout-negatives.wav"
+    hours = write_heldout_stream(negatives, stream) / 3600
+    card_thresholds = {"on": thresholds["on"], "off": thresholds["off"]}
+    for (fold, run), p, y in zip(runs, clip_p, clip_y):
+        pf = per_fold[fold]
+        pf["recall_calibrated"] = target_recall(p, y, thresholds["on"])
+        onnx_path = run / f"{cfg.model}.onnx"
+        if onnx_path.exists():
+            pf["false_events_per_hour_0.5"] = len(false_events(onnx_path, stream, run / "fa-default.jsonl")) / hours
+            calibrated = with_thresholds(onnx_path, card_thresholds, run / f"{cfg.model}-calibrated.onnx")
+            events = false_events(calibrated, stream, run / "fa-calibrated.jsonl")
+            pf["false_events_per_hour_calibrated"] = len(events) / hours
+    others = {m: len(false_events(m, stream, folds_dir / f"fa-{Path(m).stem}.jsonl")) / hours for m in compare}
+    result = {
+        "thresholds": thresholds, "folds": per_fold,
+        "pooled": {"recall_at_0.5": target_recall(all_p, all_y, 0.5),
+                   "recall_calibrated": target_recall(all_p, all_y, thresholds["on"]),
+                   "negative_views": int(len(neg_p))},
+        "stream": {"file": stream.name, "hours": hours,
+                   "kinds": sorted({n.kind for n in negatives if n.held_out}),
+                   "clips": sum(n.held_out for n in negatives)},
+        "compare_false_events_per_hour": others,
+    }
+    fa = [v["false_events_per_hour_calibrated"] for v in per_fold.values() if "false_events_per_hour_calibrated" in v]
+    if fa:
+        result["pooled"]["false_events_per_hour_calibrated_mean"] = float(np.mean(fa))
+        result["pooled"]["false_events_per_hour_0.5_mean"] = float(np.mean(
+            [v["false_events_per_hour_0.5"] for v in per_fold.values()]))
+    (folds_dir / "calibration.json").write_text(json.dumps(result, indent=1))
+    return result
