@@ -227,6 +227,15 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random split (default 0)")
     p.add_argument("--out", default=None, help="write metrics.json and confusion.png here")
 
+    p = sub.add_parser("calibrate", help="per-class thresholds and false alarms of a fold-wise run (train extra)",
+                       description="From a `train --cv --views ... --negatives ...` folder: choose each class's "
+                                   "on-threshold from the out-of-fold negatives, and count false events per "
+                                   "hour with `classify` on a stream of held-out negatives. Writes "
+                                   "FOLDS_DIR/calibration.json.")
+    p.add_argument("folds_dir", help="the --out folder of a fold-wise run (foldK/ inside)")
+    p.add_argument("--compare", action="append", default=[],
+                   help="also count this model's false events on the same stream (repeatable)")
+
     p = sub.add_parser("export", formatter_class=argparse.RawDescriptionHelpFormatter, epilog="examples:\n  realtime-sed export runs/convdb/best.pt\n  realtime-sed export runs/convdb/last.pt --out convdb-last.onnx", help="export a training checkpoint to ONNX (needs the train extra)",
                        description="Export best.pt or last.pt of a run folder to ONNX with its model card.")
     p.add_argument("checkpoint", help="a .pt file inside a run folder made by `train`")
@@ -282,11 +291,13 @@ def _run_runtime(command: str, settings: Settings) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    if args.command in ("train", "evaluate", "export"):
+    if args.command in ("train", "evaluate", "export", "calibrate"):
         try:
             from train import commands
         except ImportError as exc:
             raise SedError(f"{TRAIN_HINT} ({exc})") from None
+        if args.command == "calibrate":
+            return commands.run_calibrate(args.folds_dir, args.compare)
         return {"train": commands.run_train, "evaluate": commands.run_evaluate,
                 "export": commands.run_export}[args.command](args)
     settings = settings_from_args(args)

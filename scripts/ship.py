@@ -21,6 +21,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import onnx
 
 from realtime_sed.constants import CARD_METADATA_KEY
@@ -93,8 +94,58 @@ def placement_section(added: list[str], with_it: dict, without: dict, seed_diffe
             "gain_plain": gain_plain, "with": short(with_it), "without": short(without)}
 
 
+SHIP_RULE = ("the new recipe ships when its fold-wise mean ACC beats the current recipe's by more than "
+             "the ablation's seed difference, with at least 3 of the 4 test folds better")
+
+
+def distilled_sections(card: dict, foldwise: dict, current: dict, folds_dir: Path,
+                       seed_difference: float) -> dict:
+    """What a distilled model's card adds: the teacher and its head per fold, the distillation and
+    negative-data settings, the calibrated thresholds and how they were chosen, the false alarms,
+    and the fold-wise comparison with the recipe it replaces (the rule refuses a change in the noise)."""
+    calibration = json.loads((folds_dir / "calibration.json").read_text())
+    gain = foldwise["acc_mean"] - current["acc_mean"]
+    better = sum(foldwise["folds"][k]["acc"] > current["folds"][k]["acc"] for k in foldwise["folds"])
+    if not (gain > seed_difference and better >= 3):
+        raise SystemExit(f"the new recipe does not pass the ship rule: {gain:+.3f} mean ACC, "
+                         f"{better} of {len(foldwise['folds'])} folds better (seed difference {seed_difference:.3f})")
+    config = card["training"]["config"]
+    teacher_folds = {}
+    for k in foldwise["folds"]:
+        meta = json.loads((folds_dir / f"fold{k}" / "run.json").read_text())
+        t = meta["teacher"]
+        agree = calibration["folds"][k].get("student_teacher_agreement")
+        teacher_folds[k] = {"test_acc": t["test_acc"], "val_acc": t["val_acc"], "student_agreement": agree}
+    teacher_acc = np.array([v["test_acc"] for v in teacher_folds.values()])
+    return {
+        "teacher": {"model": "YAMNet (AudioSet, 521 classes, 3.7M parameters; Apache 2.0), TFLite, training only",
+                    "file": Path(config["teacher"]).name,
+                    "head": next(iter(json.loads((folds_dir / f"fold{k}" / "run.json").read_text())["teacher"]
+                                      ["head"] for k in foldwise["folds"])),
+                    "foldwise_test_acc_mean": float(teacher_acc.mean()),
+                    "foldwise_test_acc_std": float(teacher_acc.std()), "folds": teacher_folds},
+        "distillation": {k: config[k] for k in ("views", "head_views", "distill", "temperature",
+                                                "embed_weight", "label_smoothing")},
+        "negative_data": {"outlier_exposure_weight": config["negatives"],
+                          "negative_share": config["negative_share"],
+                          "esc50_other": config["esc_data"], "synthetic_per_kind": config["synthetic_per_kind"],
+                          "held_out_of_training": calibration["stream"]["kinds"]},
+        "thresholds": {"on": calibration["thresholds"]["on"], "off": calibration["thresholds"]["off"]},
+        "calibration": {"rule": calibration["thresholds"]["rule"],
+                        "per_class": calibration["thresholds"]["per_class"],
+                        "target_recall_out_of_fold": calibration["pooled"],
+                        "false_alarm_stream": calibration["stream"],
+                        "folds": calibration["folds"],
+                        "command": f"realtime-sed calibrate {run_name(folds_dir)}"},
+        "foldwise_current_recipe": foldwise_section(current),
+        "ship_rule": {"rule": SHIP_RULE, "gain": gain, "folds_better": int(better),
+                      "seed_difference": seed_difference},
+    }
+
+
 def ship(model: str, run: Path, foldwise: Path | None, out_dir: Path, ablation: Path | None = None,
-         added: list[str] | None = None, without: Path | None = None) -> Path:
+         added: list[str] | None = None, without: Path | None = None, distilled: Path | None = None,
+         current: Path | None = None) -> Path:
     proto = onnx.load(str(run / f"{model}.onnx"))
     meta = {p.key: p.value for p in proto.metadata_props}
     card = json.loads(meta[CARD_METADATA_KEY])
@@ -117,6 +168,10 @@ def ship(model: str, run: Path, foldwise: Path | None, out_dir: Path, ablation: 
             card["recipe_choice"]["added_after_ablation"] = placement_section(
                 added, json.loads(foldwise.read_text()), json.loads(without.read_text()),
                 decision["seed_difference"])
+    if distilled:
+        seed_difference = json.loads((ROOT / "docs" / "ablation.json").read_text())["seed_difference"]
+        card.update(distilled_sections(card, json.loads(foldwise.read_text()), json.loads(current.read_text()),
+                                       distilled, seed_difference))
     exported_later = "--no-onnx" in card["command"].split()
     card["commands"] = {"this_model": card["command"],
                         **({"export": f"realtime-sed export {run_name(run)}/best.pt"} if exported_later else {}),
@@ -149,12 +204,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--without", type=Path,
                         help="with --added: the fold-wise summary of the recipe without them (same folds, "
                              "same hardware)")
+    parser.add_argument("--distilled", type=Path,
+                        help="the fold-wise folder of a distilled recipe, with calibration.json (train.calibrate)")
+    parser.add_argument("--current", type=Path,
+                        help="with --distilled: the fold-wise summary of the recipe it replaces")
     parser.add_argument("--out", type=Path, default=ROOT / "models")
     args = parser.parse_args(argv)
+    if args.distilled and not (args.current and args.foldwise):
+        parser.error("--distilled needs --foldwise and --current")
     if args.added and not (args.ablation and args.without and args.foldwise):
         parser.error("--added needs --ablation, --foldwise and --without")
     added = args.added.split(",") if args.added else None
-    print(f"shipped {ship(args.model, args.run, args.foldwise, args.out, args.ablation, added, args.without)}")
+    print(f"shipped {ship(args.model, args.run, args.foldwise, args.out, args.ablation, added, args.without, args.distilled, args.current)}")
     return 0
 
 

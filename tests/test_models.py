@@ -46,6 +46,9 @@ def test_each_model_is_shipped_with_a_card_that_says_how_it_was_made(name):
         assert 0.0 < folds["acc_mean"] <= 1.0 and folds["commands"], section
     assert card["foldwise"]["recipe"] == training["recipe"] != card["foldwise_paper_recipe"]["recipe"]
     assert card["commands"]["this_model"] == card["command"]
+    if "distillation" in card:
+        check_distilled_card(card)
+        return
     # How the recipe was chosen: every change measured, and the recipe holds exactly the kept ones.
     choice = card["recipe_choice"]
     assert set(choice["changes"]) >= {"cosine", "shift", "gain", "mix", "spec", "smooth"}
@@ -62,3 +65,25 @@ def test_each_model_is_shipped_with_a_card_that_says_how_it_was_made(name):
         assert added["gain_plain"] >= -choice["seed_difference"]
         assert sorted(added["with"]["folds"], key=int) == ["1", "2", "3", "10"] == sorted(
             added["without"]["folds"], key=int)
+
+
+def check_distilled_card(card: dict) -> None:
+    """A model distilled from the teacher (issue: recognise unseen recordings, stay quiet on other
+    sounds) says what taught it, how its thresholds were chosen, and that it beat the recipe it replaced."""
+    folds = ["1", "2", "3", "10"]
+    teacher = card["teacher"]
+    assert sorted(teacher["folds"], key=int) == folds and "training clips only" in teacher["head"]
+    assert 0 < teacher["foldwise_test_acc_mean"] <= 1
+    config = card["training"]["config"]
+    assert config["views"] > 0 and card["distillation"]["distill"] == config["distill"]
+    assert card["negative_data"]["outlier_exposure_weight"] == config["negatives"]
+    assert set(card["thresholds"]["on"]) == set(CLASSES) == set(card["thresholds"]["off"])
+    for name in CLASSES:
+        assert 0.5 <= card["thresholds"]["off"][name] + 0.15 == pytest.approx(card["thresholds"]["on"][name])
+    calibration = card["calibration"]
+    assert calibration["rule"] and calibration["false_alarm_stream"]["hours"] > 0
+    assert all("false_events_per_hour_calibrated" in calibration["folds"][k] for k in folds)
+    current, new, rule = card["foldwise_current_recipe"], card["foldwise"], card["ship_rule"]
+    assert sorted(current["folds"], key=int) == folds == sorted(new["folds"], key=int)
+    assert rule["gain"] == pytest.approx(new["acc_mean"] - current["acc_mean"])
+    assert rule["gain"] > rule["seed_difference"] and rule["folds_better"] >= 3

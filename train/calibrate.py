@@ -125,7 +125,11 @@ def calibrate_cv(folds_dir: str | Path, compare: list[str] = (), progress: bool 
         y = np.array([cache.clips[i].label for i in test])
         neg.append(p_neg), clip_p.append(p_clip), clip_y.append(y)
         per_fold[fold] = {"run": str(run), "negative_views": len(rows), "test_clips": len(test),
+                          "acc": float(np.mean(p_clip.argmax(1) == y)),
                           "recall_at_0.5": target_recall(p_clip, y, 0.5)}
+        if "teacher" in meta:  # how often the student says what its teacher says, on the test fold
+            per_fold[fold]["student_teacher_agreement"] = float(
+                np.mean(p_clip.argmax(1) == np.array(meta["teacher"]["test_predictions"])))
     neg_p, all_p, all_y = np.concatenate(neg), np.concatenate(clip_p), np.concatenate(clip_y)
     thresholds = choose_thresholds(neg_p, all_p, all_y)
     stream = folds_dir / "heldout-negatives.wav"

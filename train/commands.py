@@ -361,3 +361,20 @@ def training_overlap(card: dict, clips: list, idx: list[int], data: str | Path) 
     names = ", ".join(Path(clips[i].path).name for i in both[:3]) + (", ..." if len(both) > 3 else "")
     return (f"{len(both)} of {len(idx)} evaluated clips are among those {card.get('name', 'the model')}'s "
             f"card says it was trained on ({how}; e.g. {names}): these figures are not a test score")
+
+def run_calibrate(folds_dir: str, compare: list[str]) -> int:
+    from train.calibrate import calibrate_cv
+
+    result = calibrate_cv(folds_dir, compare)
+    print("thresholds (on): " + ", ".join(f"{k} {v:.2f}" for k, v in result["thresholds"]["on"].items()))
+    pooled = result["pooled"]
+    print(f"target recall, out of fold: {pooled['recall_at_0.5']:.3f} at 0.5, "
+          f"{pooled['recall_calibrated']:.3f} calibrated")
+    for fold, f in result["folds"].items():
+        if "false_events_per_hour_calibrated" in f:
+            print(f"fold {fold}: false events per hour {f['false_events_per_hour_0.5']:.1f} at 0.5, "
+                  f"{f['false_events_per_hour_calibrated']:.1f} calibrated")
+    for model, rate in result["compare_false_events_per_hour"].items():
+        print(f"{model}: {rate:.1f} false events per hour")
+    print(f"wrote {Path(folds_dir) / 'calibration.json'}")
+    return 0
