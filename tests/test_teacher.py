@@ -179,7 +179,7 @@ def test_thresholds_keep_negatives_under_the_false_rate_and_report_recall():
     assert th["on"]["siren"] > th["on"]["dog_bark"]
     for name in CLASSES:
         assert th["per_class"][name]["false_rate"] <= 0.01 or th["on"][name] == 0.95
-        assert th["off"][name] == pytest.approx(th["on"][name] - 0.15)
+        assert th["off"][name] == pytest.approx(max(th["on"][name] - 0.15, th["on"][name] / 2), abs=0.006)
     # Siren-like negatives push the siren threshold past the targets' 0.8: the price is visible.
     assert th["on"]["siren"] > 0.8 and th["per_class"]["siren"]["recall"] == 0.0
     assert th["per_class"]["dog_bark"]["recall"] == 1.0

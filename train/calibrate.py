@@ -1,9 +1,11 @@
 """Per-class on-thresholds from out-of-fold predictions, and false events per hour on held-out sounds.
 
-How the thresholds are chosen: for each class, the lowest on-threshold on a grid from 0.50 to 0.95
+How the thresholds are chosen: for each class, the lowest on-threshold on a grid from 0.10 to 0.95
 at which at most `MAX_FALSE_RATE` of the out-of-fold negative views (sounds that are none of the
 ten, from the negatives of each run's own test fold, which that run never trained on) reach it.
-The off-threshold is the on-threshold less 0.15, the detector's default gap. Out-of-fold target
+The off-threshold is the on-threshold less 0.15, or half of it where that is higher.
+A distilled student's probabilities are soft (its teacher's head is a strongly regularised
+logistic regression, and outlier exposure flattens it further), so 0.5 is no natural threshold. Out-of-fold target
 clips give each class's recall at its threshold, so the price of quiet is visible.
 
 False events per hour are counted by the runtime itself (`realtime-sed classify`, default settings,
@@ -23,7 +25,7 @@ import numpy as np
 from realtime_sed.constants import CLASSES, SAMPLE_RATE
 
 MAX_FALSE_RATE = 0.01
-GRID = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))  # 0.50 .. 0.95
+GRID = tuple(round(0.1 + 0.05 * i, 2) for i in range(18))  # 0.10 .. 0.95
 OFF_GAP = 0.15
 
 
@@ -41,10 +43,15 @@ def choose_thresholds(neg_probs: np.ndarray, clip_probs: np.ndarray, clip_labels
         on[name] = float(chosen)
         per_class[name] = {"false_rate": float(np.mean(neg_probs[:, c] >= chosen)),
                            "recall": float(np.mean(clip_probs[mine, c] >= chosen)) if mine.any() else None}
-    return {"on": on, "off": {k: round(v - OFF_GAP, 2) for k, v in on.items()},
+    return {"on": on, "off": {k: off_threshold(v) for k, v in on.items()},
             "rule": (f"per class, the lowest on-threshold in {GRID[0]:.2f}..{GRID[-1]:.2f} (step 0.05) that at "
-                     f"most {max_false_rate:.0%} of out-of-fold negative views reach; off = on - {OFF_GAP}"),
+                     f"most {max_false_rate:.0%} of out-of-fold negative views reach; off = max(on - {OFF_GAP}, on / 2)"),
             "per_class": per_class}
+
+
+def off_threshold(on: float) -> float:
+    """The detector's default gap below the on-threshold, but never below half of it."""
+    return round(max(on - OFF_GAP, on / 2), 2)
 
 
 def target_recall(clip_probs: np.ndarray, clip_labels: np.ndarray, on: dict | float) -> float:
@@ -103,7 +110,7 @@ def calibrate_cv(folds_dir: str | Path, compare: list[str] = (), progress: bool 
     from train.views import ViewSettings, all_negatives, bank_for
 
     folds_dir = Path(folds_dir)
-    runs = sorted((int(p.name[4:]), p) for p in folds_dir.glob("fold*") if (p / "best.pt").exists())
+    runs = sorted((int(p.name[4:]), p) for p in folds_dir.glob("fold*") if (p / "run.json").exists())
     if not runs:
         from realtime_sed.errors import SedError
 
@@ -128,6 +135,7 @@ def calibrate_cv(folds_dir: str | Path, compare: list[str] = (), progress: bool 
                           "acc": float(np.mean(p_clip.argmax(1) == y)),
                           "recall_at_0.5": target_recall(p_clip, y, 0.5)}
         if "teacher" in meta:  # how often the student says what its teacher says, on the test fold
+            per_fold[fold]["teacher_test_acc"] = meta["teacher"]["test_acc"]
             per_fold[fold]["student_teacher_agreement"] = float(
                 np.mean(p_clip.argmax(1) == np.array(meta["teacher"]["test_predictions"])))
     neg_p, all_p, all_y = np.concatenate(neg), np.concatenate(clip_p), np.concatenate(clip_y)
