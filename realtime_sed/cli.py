@@ -169,8 +169,8 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="most epochs to train (default 200)")
     p.add_argument("--patience", type=int, default=None,
                    help="stop after this many epochs without a lower validation loss (default 25; 0 = never)")
-    p.add_argument("--batch-size", type=int, default=32, help="clips per training step (default 32)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 0.001)")
+    p.add_argument("--batch-size", type=int, default=None, help="clips per training step (default 32)")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 0.001)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, the weights and the recipe (default 0)")
     p.add_argument("--out", default="runs/convdb", help="run folder: checkpoints, logs, figures, ONNX")
     p.add_argument("--resume", action="store_true",

@@ -17,29 +17,21 @@ import json
 import shlex
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
+from train.loop import TrainConfig
+
 ROOT = Path(__file__).resolve().parent.parent
-RECIPE_FLAGS = {  # TrainConfig field -> command-line flag (the settings a recipe is made of)
-    "time_shift": "--time-shift", "gain_db": "--gain-db", "mix_prob": "--mix-prob",
-    "spec_masks": "--spec-masks", "label_smoothing": "--label-smoothing", "schedule": "--schedule",
-    "batch_size": "--batch-size", "lr": "--lr", "keep": "--keep",
-}
-
-
 def final_command(cv_dir: Path, threads: int | None) -> tuple[list[str], Path]:
     summary = json.loads((cv_dir / "cv.json").read_text())
     cfg, model = summary["config"], summary["model"]
     epochs = int(round(summary["best_epoch_median"]))
     out = Path("runs") / f"{model}-all-{summary['recipe_name']}"
-    args = ["realtime-sed", "train", "--model", model, "--data", cfg["data"], "--train-on-all",
-            "--seed", str(cfg["seed"]), "--epochs", str(epochs), "--out", str(out)]
-    for field, flag in RECIPE_FLAGS.items():
-        value = cfg[field]
-        if value is True:
-            args.append(flag)
-        elif value not in (False, None, 0, 0.0, "constant", "best"):
-            args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    recipe = TrainConfig(**{k: v for k, v in cfg.items() if k in TrainConfig.__dataclass_fields__})
+    final = replace(recipe, train_on_all=True, split="random", test_fold=None, val_fold=None,
+                    epochs=epochs, out=str(out), threads=None, device="auto")
+    args = ["realtime-sed", "train", *final.to_argv(always=("model", "data", "seed", "epochs", "out"))]
     if threads:
         args += ["--threads", str(threads)]
     return args + ["--quiet"], out

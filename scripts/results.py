@@ -279,7 +279,7 @@ def false_alarm_table() -> str:
             "target recall at 0.5 | target recall calibrated |", "|---|---|---|---|---|---|"]
     stream = None
     for key, cal in calibrations().items():
-        stream = cal["stream"]
+        stream, command = cal["stream"], cal.get("command", "realtime-sed calibrate")
         pooled = cal["pooled"]
         before = next((v for m, v in cal["compare_false_events_per_hour"].items() if Path(m).stem == key), None)
         rows.append(f"| {NAMES[key]} | {before:.0f} | {pooled['false_events_per_hour_0.5_mean']:.0f} | "
@@ -290,7 +290,8 @@ def false_alarm_table() -> str:
     return (f"False events per hour on a {stream['hours'] * 60:.1f}-minute stream of {stream['clips']} held-out "
             f"clips of kinds no training saw ({', '.join(stream['kinds'])}), counted by `realtime-sed classify` "
             "with default settings; the distilled columns are the mean of the four fold models. Target recall: "
-            "share of out-of-fold test clips whose own class reaches its on-threshold.\n\n" + "\n".join(rows))
+            "share of out-of-fold test clips whose own class reaches its on-threshold. Command: "
+            f"`{command}`.\n\n" + "\n".join(rows))
 
 
 def collect() -> None:

@@ -22,6 +22,8 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}" >/dev/null
 }
 apt_install libportaudio2
+# espeak-ng: synthetic speech negatives for training (train/negatives.py)
+if [[ "$extras" == *train* ]]; then apt_install espeak-ng; fi
 
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv

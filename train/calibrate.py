@@ -162,6 +162,7 @@ def calibrate_cv(folds_dir: str | Path, compare: list[str] = (), progress: bool 
                    "kinds": sorted({n.kind for n in negatives if n.held_out}),
                    "clips": sum(n.held_out for n in negatives)},
         "compare_false_events_per_hour": others,
+        "command": "realtime-sed calibrate " + " ".join([str(folds_dir), *(f"--compare {m}" for m in compare)]),
     }
     fa = [v["false_events_per_hour_calibrated"] for v in per_fold.values() if "false_events_per_hour_calibrated" in v]
     if fa:

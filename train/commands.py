@@ -47,7 +47,7 @@ def check_train_args(args: argparse.Namespace) -> None:
                              ("--batch-size", args.batch_size, 1), ("--threads", args.threads, 1)):
         if value is not None and value < low:
             raise SedError(f"{flag} {value}: give {low} or more")
-    if not args.lr > 0:  # NaN too
+    if args.lr is not None and not args.lr > 0:  # NaN too
         raise SedError(f"--lr {args.lr:g}: give a positive learning rate")
     if args.test_fold is not None and not args.cv:
         if args.split == "random":
@@ -361,6 +361,7 @@ def training_overlap(card: dict, clips: list, idx: list[int], data: str | Path) 
     names = ", ".join(Path(clips[i].path).name for i in both[:3]) + (", ..." if len(both) > 3 else "")
     return (f"{len(both)} of {len(idx)} evaluated clips are among those {card.get('name', 'the model')}'s "
             f"card says it was trained on ({how}; e.g. {names}): these figures are not a test score")
+
 
 def run_calibrate(folds_dir: str, compare: list[str]) -> int:
     from train.calibrate import calibrate_cv

@@ -19,14 +19,10 @@ import numpy as np
 
 from realtime_sed.constants import (
     CLASSES,
-    F_MAX,
-    F_MIN,
+    FRONT_END,
     HOP_LENGTH,
-    LOG_AMIN,
-    N_FFT,
     N_FRAMES,
     N_MELS,
-    SAMPLE_RATE,
     WINDOW_SAMPLES,
 )
 from realtime_sed.errors import AudioError, DataError
@@ -179,17 +175,7 @@ def cv_folds(clips: list[Clip], min_clips: int = 100) -> list[int]:
 
 # ---------------------------------------------------------------- log-mel cache
 
-FRONTEND_PARAMS = {
-    "sample_rate": SAMPLE_RATE,
-    "window": WINDOW_SAMPLES,
-    "n_fft": N_FFT,
-    "hop": HOP_LENGTH,
-    "n_mels": N_MELS,
-    "f_min": F_MIN,
-    "f_max": F_MAX,
-    "log_amin": LOG_AMIN,
-    "version": 1,
-}
+FRONTEND_PARAMS = {**FRONT_END.to_dict(), "version": 2}  # what the cache key holds of the front end
 
 
 @dataclass

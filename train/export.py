@@ -21,12 +21,8 @@ from torch import nn
 from realtime_sed.constants import (
     CARD_METADATA_KEY,
     CLASSES,
-    F_MAX,
-    F_MIN,
-    HOP_LENGTH,
-    LOG_AMIN,
+    FRONT_END,
     LOGMEL_TENSOR,
-    N_FFT,
     N_FRAMES,
     N_MELS,
     SAMPLE_RATE,
@@ -63,11 +59,7 @@ def _export(module: nn.Module, example: torch.Tensor, name_in: str, name_out: st
 
 
 def frontend_card() -> dict:
-    return {"sample_rate": SAMPLE_RATE, "window_samples": WINDOW_SAMPLES, "n_fft": N_FFT,
-            "hop_length": HOP_LENGTH, "n_mels": N_MELS, "f_min": F_MIN, "f_max": F_MAX,
-            "mel_scale": "htk", "mel_norm": None, "window": "hann (periodic)", "center": True,
-            "pad_mode": "constant", "power": 2.0, "log": f"10*log10(max(mel, {LOG_AMIN:g}))",
-            "frames": N_FRAMES}
+    return FRONT_END.to_dict()
 
 
 def export_onnx(cnn: CNN, path: Path, card: dict) -> Path:

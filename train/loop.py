@@ -12,14 +12,14 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from realtime_sed.constants import LOG_AMIN, N_FRAMES
+from realtime_sed.constants import DATA_DIR, LOG_AMIN, N_FRAMES
 from realtime_sed.errors import SedError
 from train import distill, views
 from train.architectures import build_cnn, count_trainable
@@ -29,10 +29,13 @@ from train.data import (LogMelCache, Split, build_cache, content_frames, fold_sp
 SILENCE_DB = 10.0 * math.log10(LOG_AMIN)
 
 
+NOT_FLAGS = ("cache_dir",)  # fields whose flag exists but never belongs in a recipe's command
+
+
 @dataclass
 class TrainConfig:
     model: str = "convdb"
-    data: str = "../shared/data/UrbanSound8K"
+    data: str = DATA_DIR
     out: str = "runs/convdb"
     split: str = "random"  # "random" (the paper's) or "fold" (official)
     test_fold: int | None = None
@@ -70,6 +73,22 @@ class TrainConfig:
     esc_data: str = "../shared/data/ESC-50-other"
     synthetic_per_kind: int = 40
     view_workers: int = 1  # processes that build the view bank (once; it is cached)
+
+    def to_argv(self, always: tuple[str, ...] = ("model",)) -> list[str]:
+        """The `realtime-sed train` flags that make this config: every field that differs from its
+        default (and those in `always`), as `--field-name VALUE`; True booleans as bare flags.
+        `tests/test_train_flags.py` holds every field to a flag of the same name."""
+        argv: list[str] = []
+        for f in fields(self):
+            value, default = getattr(self, f.name), f.default if f.default is not MISSING else f.default_factory()
+            if f.name not in always and (value == default or f.name in NOT_FLAGS):
+                continue
+            flag = "--" + f.name.replace("_", "-")
+            if value is True:
+                argv.append(flag)
+            elif value is not False and value is not None:
+                argv += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+        return argv
 
     @property
     def recipe(self) -> str:
