@@ -170,6 +170,8 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, default=None,
                    help="stop after this many epochs without a lower validation loss (default 25; 0 = never)")
     p.add_argument("--batch-size", type=int, default=None, help="clips per training step (default 32)")
+    p.add_argument("--conv-dropout", type=float, default=None, help="dropout after each conv layer (default 0.1)")
+    p.add_argument("--dense-dropout", type=float, default=None, help="dropout before the dense layer (default 0.5)")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 0.001)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, the weights and the recipe (default 0)")
     p.add_argument("--out", default="runs/convdb", help="run folder: checkpoints, logs, figures, ONNX")

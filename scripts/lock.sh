@@ -13,6 +13,6 @@ UV_VERSION=0.13.9
 if ! .venv/bin/uv --version 2>/dev/null | grep -qx "uv $UV_VERSION.*"; then
   .venv/bin/python -m pip install -q "uv==$UV_VERSION"
 fi
-exec .venv/bin/uv pip compile pyproject.toml --all-extras \
+exec .venv/bin/uv pip compile pyproject.toml --all-extras --constraint scripts/lock-constraints.txt \
   --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
-  --output-file requirements.lock --custom-compile-command "bash scripts/lock.sh  # uv $UV_VERSION: uv pip compile pyproject.toml --all-extras --python-version 3.11 --python-platform x86_64-manylinux_2_28" "$@"
+  --output-file requirements.lock --custom-compile-command "bash scripts/lock.sh  # uv $UV_VERSION: uv pip compile pyproject.toml --all-extras --constraint scripts/lock-constraints.txt --python-version 3.11 --python-platform x86_64-manylinux_2_28" "$@"

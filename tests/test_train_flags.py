@@ -24,10 +24,9 @@ def test_every_field_has_its_flag_and_every_flag_a_field():
     dests = {a.dest: a for a in train_parser()._actions}
     for f in fields(TrainConfig):
         assert f.name in dests, f"TrainConfig.{f.name} has no --{f.name.replace('_', '-')}"
-        default = f.default if f.default is not f.default_factory else None
         flag_default = dests[f.name].default
         if f.name != "cache_dir":  # its default comes from SED_CACHE at run time
-            assert flag_default is None or flag_default == TrainConfig().__getattribute__(f.name), f.name
+            assert flag_default is None or flag_default == getattr(TrainConfig(), f.name), f.name
     extra = set(dests) - {f.name for f in fields(TrainConfig)} - RUN_FLAGS
     assert not extra, f"train flags with no TrainConfig field: {sorted(extra)}"
 
