@@ -92,29 +92,21 @@ class TrainConfig:
 
     @property
     def recipe(self) -> str:
-        parts = []
-        if self.time_shift:
-            parts.append("time-shift")
-        if self.gain_db:
-            parts.append(f"gain±{self.gain_db:g}dB")
-        if self.mix_prob:
-            parts.append(f"mix p={self.mix_prob:g}")
-        if self.spec_masks:
-            parts.append(f"specaugment x{self.spec_masks}")
-        if self.label_smoothing:
-            parts.append(f"label-smoothing {self.label_smoothing:g}")
-        if self.schedule != "constant":
-            parts.append(f"{self.schedule} lr")
-        if self.views:
-            parts.append(f"{self.views} cached views per clip")
-        if self.distill:
-            parts.append(f"distillation α={self.distill:g} T={self.temperature:g}")
-        if self.embed_weight:
-            parts.append(f"embedding regression β={self.embed_weight:g}")
-        if self.negatives:
-            parts.append(f"outlier exposure λ={self.negatives:g} on {self.negative_share:g} negatives")
-        if self.keep == "last":
-            parts.append("last epoch kept")
+        """The recipe in words, as cards and results tables name it."""
+        changes = (
+            (self.time_shift, "time-shift"),
+            (self.gain_db, f"gain±{self.gain_db:g}dB"),
+            (self.mix_prob, f"mix p={self.mix_prob:g}"),
+            (self.spec_masks, f"specaugment x{self.spec_masks}"),
+            (self.label_smoothing, f"label-smoothing {self.label_smoothing:g}"),
+            (self.schedule != "constant", f"{self.schedule} lr"),
+            (self.views, f"{self.views} cached views per clip"),
+            (self.distill, f"distillation α={self.distill:g} T={self.temperature:g}"),
+            (self.embed_weight, f"embedding regression β={self.embed_weight:g}"),
+            (self.negatives, f"outlier exposure λ={self.negatives:g} on {self.negative_share:g} negatives"),
+            (self.keep == "last", "last epoch kept"),
+        )
+        parts = [text for on, text in changes if on]
         return ", ".join(parts) or "paper (no augmentation)"
 
 
