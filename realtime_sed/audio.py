@@ -6,7 +6,9 @@ Training reads whole clips with `load_clip`; the runtime streams long files bloc
 
 from __future__ import annotations
 
+import io
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,13 +53,40 @@ def _check_path(path: str | os.PathLike) -> Path:
     return path
 
 
+_native_stderr_silenced = False
+
+
+def silence_native_stderr() -> None:
+    """libmpg123, libsndfile's MP3 decoder, prints its own warnings ("part2_3_length too large")
+    straight onto file descriptor 2. Once an MP3 is opened, fd 2 goes to /dev/null and Python's
+    sys.stderr (realtime-sed's own messages, tracebacks) keeps the real standard error via a dup."""
+    global _native_stderr_silenced
+    if _native_stderr_silenced:
+        return
+    _native_stderr_silenced = True
+    try:
+        sys.stderr.flush()
+        kept = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    except (OSError, ValueError):  # no fd 2 (embedded, pytest capture): nothing to protect
+        return
+    sys.stderr = io.TextIOWrapper(io.FileIO(kept, "w"), encoding=sys.stderr.encoding or "utf-8",
+                                  errors="backslashreplace", line_buffering=True, write_through=True)
+
+
 def open_audio(path: str | os.PathLike) -> sf.SoundFile:
     """Open any format libsndfile decodes (WAV, FLAC, OGG, MP3...), with a one-line error otherwise."""
     path = _check_path(path)
+    if path.suffix.lower() == ".mp3":
+        silence_native_stderr()
     try:
         f = sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise AudioError(f"{path}: not a readable audio file ({exc})") from None
+    if f.format == "MPEG":  # an MP3 by another name
+        silence_native_stderr()
     if f.frames == 0:
         f.close()
         raise AudioError(f"{path}: contains no audio")

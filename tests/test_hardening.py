@@ -274,3 +274,19 @@ def test_a_short_soak_reports_no_growth(tmp_path):
 def test_the_exit_codes_are_documented():
     r = run_cli("--help")
     assert "130 Ctrl-C, 143 SIGTERM" in " ".join(r.stdout.split())
+
+
+def test_the_mp3_decoders_own_warnings_stay_off_stderr(tmp_path):
+    """libmpg123 prints warnings onto fd 2 for this real MP3 (checked first, through soundfile
+    alone); realtime-sed keeps its standard error for its own lines."""
+    mp3 = tmp_path / "demo.mp3"
+    sf.write(mp3, sf.read(DEMO, frames=10 * 22050)[0], 22050, format="MP3")
+    probe = (f"import soundfile\nf = soundfile.SoundFile({str(mp3)!r})\n"  # read as classify reads it
+             "while len(f.read(88200, dtype='float32')):\n    pass\n")
+    plain = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert plain.returncode == 0 and "libmpg123" in plain.stderr  # the decoder is noisy on it
+    r = run_cli("classify", mp3, tmp_path / "missing.mp3")
+    assert r.returncode == 1
+    assert r.stdout.splitlines()[0] == "filename\tonset\toffset\tevent_label"
+    assert r.stderr.splitlines() == [f"realtime-sed: error: {tmp_path / 'missing.mp3'}: no such file",
+                                     "realtime-sed: 1 of 2 files failed"]  # ours, and only ours
