@@ -229,7 +229,10 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random split (default 0)")
     p.add_argument("--out", default=None, help="write metrics.json and confusion.png here")
 
-    p = sub.add_parser("calibrate", help="per-class thresholds and false alarms of a fold-wise run (train extra)",
+    p = sub.add_parser("calibrate", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="examples:\n  realtime-sed calibrate runs/convdb-cv\n"
+                              "  realtime-sed calibrate runs/convdb-cv --compare models/convdb.onnx",
+                       help="per-class thresholds and false alarms of a fold-wise run (train extra)",
                        description="From a `train --cv --views ... --negatives ...` folder: choose each class's "
                                    "on-threshold from the out-of-fold negatives, and count false events per "
                                    "hour with `classify` on a stream of held-out negatives. Writes "
