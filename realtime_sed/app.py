@@ -12,9 +12,10 @@ import threading
 from datetime import datetime
 
 from realtime_sed.constants import CLASSES, SAMPLE_RATE
-from realtime_sed.errors import AudioError
+from realtime_sed.errors import AudioError, SedError
 from realtime_sed.events import Event
 from realtime_sed.settings import Settings
+from realtime_sed.inputs import classify_inputs
 from realtime_sed.sinks import EventPrinter, check_output, make_sink
 from realtime_sed.sources import input_devices
 from realtime_sed.stream import WindowResult
@@ -80,7 +81,10 @@ def run_listen(settings: Settings) -> int:
 
 def run_classify(settings: Settings) -> int:
     """Every file in turn; a bad file is reported and skipped, and the exit code says so."""
-    files = settings.classify.files
+    opts = settings.classify
+    if opts.output_dir or opts.skip_done or opts.workers or opts.ray_address:
+        raise SedError("--output-dir, --skip-done, --workers and --ray-address are for --engine ray")
+    files = classify_inputs(opts)
     check_output(settings.classify.output, files, "-o")  # before anything is opened for writing
     clf = load_classifier(settings.stream)
     make_stream(clf, settings)  # check the detector settings before touching any file

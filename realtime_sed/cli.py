@@ -106,9 +106,10 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
                        description="Run each file through the same streaming path as `listen`, as fast "
                                    "as possible, and write its events. A bad file is reported and "
                                    "skipped; the exit code is 1 if any file failed.")
-    p.add_argument("files", nargs="+", metavar="FILE",
-                   help="audio files (WAV, FLAC, OGG, MP3, anything libsndfile reads); rows are named by "
-                        "file name, or by the paths as given when two files share a name")
+    p.add_argument("files", nargs="*", metavar="FILE_OR_DIR", default=d.classify.files,
+                   help="audio files (WAV, FLAC, OGG, MP3, anything libsndfile reads), or directories with "
+                        "--recursive/--glob/--engine ray; rows are named by file name, or by the paths as "
+                        "given when two files share a name")
     _add_stream_args(p, d)
     p.add_argument("--format", choices=("tsv", "jsonl", "csv"), default=d.classify.format,
                    help="tsv: DCASE (filename, onset, offset, event_label) with a header (default)")
@@ -118,6 +119,21 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
                    help=f"samples per block read (default {d.classify.block_size}: several windows per "
                         "batched CNN call)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--manifest", default=d.classify.manifest, help="also classify the paths in this file, one a line")
+    p.add_argument("--recursive", action="store_true", help="walk directories into their subdirectories")
+    p.add_argument("--glob", default=d.classify.glob,
+                   help="in walked directories, only files matching this pattern (default: audio files)")
+    p.add_argument("--engine", choices=("local", "ray"), default=d.classify.engine,
+                   help="ray: one classifier per Ray worker, files streamed to them (pip install "
+                        "'realtime-sed[cluster]'); directories are always walked")
+    p.add_argument("--ray-address", default=d.classify.ray_address,
+                   help="an existing Ray cluster (default: RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--workers", type=int, default=d.classify.workers,
+                   help="--engine ray: worker processes (default: the cluster's CPUs)")
+    p.add_argument("--output-dir", default=d.classify.output_dir,
+                   help="--engine ray: one output file per input here (NAME.FORMAT) instead of one output")
+    p.add_argument("--skip-done", action="store_true",
+                   help="--engine ray: resume, skipping inputs already in --output or --output-dir")
 
     p = sub.add_parser("devices", formatter_class=argparse.RawDescriptionHelpFormatter, epilog="examples:\n  realtime-sed devices\n  realtime-sed devices --json", help="list audio input devices",
                        description="List the audio input devices PortAudio sees.")
@@ -290,6 +306,10 @@ def _run_runtime(command: str, settings: Settings) -> int:
         from realtime_sed.tui.screenshot import run_screenshot
 
         return run_screenshot(settings)
+    if command == "classify" and settings.classify.engine == "ray":
+        from realtime_sed.cluster import run_classify_ray
+
+        return run_classify_ray(settings)
     from realtime_sed import app
 
     return {"classify": app.run_classify, "devices": app.run_devices}[command](settings)

@@ -72,6 +72,14 @@ class ClassifySettings:
     output: str | None = None  # None: standard output
     block_size: int = CLASSIFY_BLOCK_SIZE
     quiet: bool = False  # no progress bar
+    manifest: str | None = None  # also classify the paths listed here, one per line
+    recursive: bool = False  # walk directories into their subdirectories
+    glob: str | None = None  # only files matching this pattern in walked directories
+    engine: str = "local"  # local: this process; ray: a pool of Ray workers (the cluster extra)
+    ray_address: str | None = None  # an existing Ray cluster (else RAY_ADDRESS, else a local Ray)
+    workers: int | None = None  # Ray workers, one classifier each (default: the cluster's CPUs)
+    output_dir: str | None = None  # one output file per input here, instead of one combined output
+    skip_done: bool = False  # resume: skip inputs already written (needs --output or --output-dir)
 
 
 @dataclass

@@ -88,9 +88,11 @@ class Sink:
         pass
 
 
-def _open(path: str | os.PathLike | None, mode: str) -> tuple[TextIO, bool, str]:
+def _open(path: str | os.PathLike | TextIO | None, mode: str) -> tuple[TextIO, bool, str]:
     if path is None or str(path) == "-":
         return sys.stdout, False, STDOUT_NAME
+    if hasattr(path, "write"):  # an open text stream (a Ray worker renders a file's rows into one)
+        return path, False, "<stream>"
     try:
         return open(path, mode, buffering=1, encoding="utf-8", newline=""), True, str(path)
     except OSError as exc:

@@ -13,9 +13,10 @@ from tests.conftest import REPO
 
 PACKAGE = REPO / "realtime_sed"
 LAYERS = {"realtime_sed.__main__": 5, "realtime_sed.cli": 4, "realtime_sed.app": 3, "realtime_sed.bench": 3,
+          "realtime_sed.cluster": 3,
           "realtime_sed.tui": 3, "realtime_sed.wiring": 2, "realtime_sed.stream": 1}
 """Rank of each module (a package's rank covers its modules); every other module is a part (0)."""
-COMMANDS = ("realtime_sed.app", "realtime_sed.bench", "realtime_sed.tui")
+COMMANDS = ("realtime_sed.app", "realtime_sed.bench", "realtime_sed.cluster", "realtime_sed.tui")
 
 
 def module_name(path: Path) -> str:

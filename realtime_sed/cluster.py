@@ -1,0 +1,176 @@
+"""`classify --engine ray`: an archive classified by a pool of Ray workers.
+
+Ray does the scheduling; this module only wires it. Each worker is a Ray actor that loads the
+classifier once and runs files through the same `wiring.classify_file` as local `classify`,
+rendering each file's rows with the same sink, so the output is local `classify`'s, row for row
+(in the order files finish). The driver sends paths, never audio: workers read the files
+themselves, so the files (and the model) must be at the same path on every node.
+
+Results are written as each file finishes. `--skip-done` resumes: with `--output-dir` an input
+whose output file exists is done (files appear by atomic rename, never half-written); with one
+combined `--output FILE`, `FILE.done` lists the inputs already written to it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from realtime_sed.errors import AudioError, SedError
+from realtime_sed.inputs import classify_inputs
+from realtime_sed.settings import Settings
+from realtime_sed.sinks import make_sink
+from realtime_sed.wiring import classify_file, load_classifier, make_stream, open_file
+
+CLUSTER_HINT = "--engine ray needs Ray: pip install 'realtime-sed[cluster]'"
+HEADERED = ("tsv", "csv")  # formats whose output starts with one header line
+
+
+@dataclass
+class FileResult:
+    path: str
+    text: str  # the file's rows as local classify writes them, without the header
+    audio_s: float
+    error: str | None = None
+
+
+class FileClassifier:
+    """One per Ray worker process: the classifier is loaded once, then files stream through."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.clf = load_classifier(settings.stream)
+
+    def classify(self, path: str) -> FileResult:
+        opts = self.settings.classify
+        buffer = io.StringIO()
+        sink = make_sink(opts.format, buffer, windows=self.settings.output.windows)
+        try:
+            source = open_file(path, self.settings)
+            audio_s = source.duration_s
+            classify_file(source, self.clf, sink, self.settings)
+        except AudioError as exc:
+            return FileResult(path, "", 0.0, str(exc))
+        text = buffer.getvalue()
+        if opts.format in HEADERED:
+            text = text.split("\n", 1)[1]
+        return FileResult(path, text, audio_s)
+
+
+def _header(settings: Settings) -> str:
+    buffer = io.StringIO()
+    make_sink(settings.classify.format, buffer)
+    return buffer.getvalue()
+
+
+def output_name(path: str, fmt: str) -> str:
+    """--output-dir: `dog.wav` -> `dog.wav.tsv` (the extension kept, so dog.wav and dog.flac differ)."""
+    return f"{Path(path).name}.{fmt}"
+
+
+class ResultWriter:
+    """Writes each finished file at once: appended to one output (plus its `.done` ledger), or as
+    its own file in `output_dir`."""
+
+    def __init__(self, settings: Settings):
+        opts = settings.classify
+        self.fmt, self.output_dir, self.header = opts.format, opts.output_dir, _header(settings)
+        self.done: set[str] = set()
+        self._out = self._ledger = None
+        if self.output_dir:
+            Path(self.output_dir).mkdir(parents=True, exist_ok=True)
+            return
+        to_file = opts.output is not None and opts.output != "-"
+        if opts.skip_done and not to_file:
+            raise SedError("--skip-done needs --output FILE or --output-dir")
+        if not to_file:
+            self._out = sys.stdout
+            self._out.write(self.header)
+            self._out.flush()
+            return
+        ledger = Path(f"{opts.output}.done")
+        resume = opts.skip_done and Path(opts.output).exists() and ledger.exists()
+        if resume:
+            self.done = set(ledger.read_text(encoding="utf-8").splitlines())
+        self._out = open(opts.output, "a" if resume else "w", encoding="utf-8", newline="")
+        self._ledger = open(ledger, "a" if resume else "w", encoding="utf-8")
+        if not resume:
+            self._out.write(self.header)
+            self._out.flush()
+
+    def is_done(self, path: str) -> bool:
+        if self.output_dir:
+            return (Path(self.output_dir) / output_name(path, self.fmt)).exists()
+        return os.path.abspath(path) in self.done
+
+    def write(self, result: FileResult) -> None:
+        if self.output_dir:
+            target = Path(self.output_dir) / output_name(result.path, self.fmt)
+            partial = target.with_name(target.name + ".partial")
+            partial.write_text(self.header + result.text, encoding="utf-8")
+            partial.replace(target)
+            return
+        self._out.write(result.text)
+        self._out.flush()
+        if self._ledger is not None:  # after the rows: a crash in between re-does the file
+            self._ledger.write(os.path.abspath(result.path) + "\n")
+            self._ledger.flush()
+
+    def close(self) -> None:
+        for f in (self._out, self._ledger):
+            if f is not None and f is not sys.stdout:
+                f.close()
+
+
+def _start_ray(settings: Settings):
+    try:
+        import ray
+    except ImportError:
+        raise SedError(CLUSTER_HINT) from None
+    address = settings.classify.ray_address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+    else:
+        ray.init(num_cpus=settings.classify.workers, include_dashboard=False, logging_level="ERROR",
+                 log_to_driver=False)
+    return ray
+
+
+def run_classify_ray(settings: Settings) -> int:
+    """Every input through a pool of Ray workers; a bad file is reported and the rest go on, and the
+    exit code is local classify's (1 if any file failed)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    files = classify_inputs(settings.classify)
+    make_stream(load_classifier(settings.stream), settings)  # bad model or settings: fail before Ray
+    writer = ResultWriter(settings)
+    todo = [p for p in files if not (settings.classify.skip_done and writer.is_done(p))]
+    failed = 0
+    hours = 0.0
+    ray = _start_ray(settings)
+    try:
+        n_workers = settings.classify.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        worker = ray.remote(num_cpus=1)(FileClassifier)
+        pool = ray.util.ActorPool([worker.remote(settings) for _ in range(min(n_workers, len(todo)) or 1)])
+        show = not settings.classify.quiet and sys.stderr.isatty()
+        columns = (TextColumn("files"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[hours]}"),
+                   TimeElapsedColumn())
+        with Progress(*columns, transient=True, disable=not show) as progress:
+            task = progress.add_task("files", total=len(todo), hours="0.00 h of audio")
+            for result in pool.map_unordered(lambda a, path: a.classify.remote(path), todo):
+                if result.error is not None:
+                    failed += 1
+                    print(f"realtime-sed: error: {result.error}", file=sys.stderr, flush=True)
+                else:
+                    writer.write(result)
+                    hours += result.audio_s / 3600
+                progress.update(task, advance=1, hours=f"{hours:.2f} h of audio")
+    finally:
+        writer.close()
+        ray.shutdown()
+    if failed and len(files) > 1:
+        print(f"realtime-sed: {failed} of {len(files)} files failed", file=sys.stderr)
+    return 1 if failed else 0

@@ -1,0 +1,63 @@
+"""`classify --engine ray` on a real local Ray cluster of 2 workers (started by the command itself):
+the same rows as local `classify`, a broken file reported the same way with the same exit code, the
+per-input outputs of --output-dir, and --skip-done resuming a run. Needs the cluster extra, which
+scripts/test.sh installs."""
+
+import shutil
+
+import pytest
+
+from realtime_sed.constants import DEMO_FILE
+from tests.conftest import run_cli
+
+pytest.importorskip("ray")
+
+
+@pytest.fixture
+def archive(tmp_path, clip_file):
+    """A folder as an archive arrives: the demo and two clips (one in a subfolder) and a broken file."""
+    root = tmp_path / "archive"
+    (root / "site-b").mkdir(parents=True)
+    shutil.copy(DEMO_FILE, root / "urban-demo.ogg")
+    shutil.copy(clip_file("siren"), root / "siren.wav")
+    shutil.copy(clip_file("dog_bark", rate=44100), root / "site-b" / "dog.wav")
+    (root / "site-b" / "broken.wav").write_bytes(b"RIFF not really a wav")
+    return root
+
+
+def rows(text: str) -> list[str]:
+    header, *body = text.splitlines()
+    assert header == "filename\tonset\toffset\tevent_label"
+    return sorted(body)
+
+
+def test_ray_output_equals_local_classify_and_a_broken_file_behaves_the_same(archive, tmp_path):
+    local = run_cli("classify", archive, "--recursive", "--quiet")
+    out = tmp_path / "ray.tsv"
+    ray = run_cli("classify", archive, "--recursive", "--engine", "ray", "--workers", "2", "-o", out, "--quiet")
+    assert local.returncode == ray.returncode == 1
+    assert rows(local.stdout) == rows(out.read_text())
+    assert len(rows(local.stdout)) > 3  # the demo alone has several events
+    for r in (local, ray):
+        errors = [line for line in r.stderr.splitlines() if line.startswith("realtime-sed: error:")]
+        assert len(errors) == 1 and "broken.wav" in errors[0], r.stderr
+        assert "1 of 4 files failed" in r.stderr
+
+    # Resume: the finished files are in OUT.done, so a second run with --skip-done adds nothing and
+    # only retries the broken file.
+    done = (tmp_path / "ray.tsv.done").read_text().splitlines()
+    assert len(done) == 3
+    again = run_cli("classify", archive, "--recursive", "--engine", "ray", "--workers", "2", "-o", out,
+                    "--skip-done", "--quiet")
+    assert again.returncode == 1 and "broken.wav" in again.stderr
+    assert rows(out.read_text()) == rows(local.stdout)
+
+
+def test_ray_output_dir_writes_one_file_per_input(archive, tmp_path):
+    out_dir = tmp_path / "events"
+    r = run_cli("classify", archive / "urban-demo.ogg", archive / "siren.wav", "--engine", "ray",
+                "--workers", "2", "--output-dir", out_dir, "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out_dir.iterdir()) == ["siren.wav.tsv", "urban-demo.ogg.tsv"]
+    local = run_cli("classify", archive / "urban-demo.ogg", "--quiet")
+    assert (out_dir / "urban-demo.ogg.tsv").read_text() == local.stdout
