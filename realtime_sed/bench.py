@@ -4,7 +4,12 @@
   log-mel frames + CNN) and, for comparison, the one-file ONNX graph on raw audio;
 - `classify` throughput in x real time at hop 0.5 s on 2 cores (log-mel and CNN pipelined);
 - peak RSS of a `listen --no-tui --file` subprocess;
-- with --hours H: RSS over an H-hour stream replayed as fast as possible (growth should be ~0).
+- with --hours H: RSS over an H-hour stream replayed as fast as possible (growth should be ~0);
+- a profile: where one 0.5 s hop's time goes (decode, resample, frames, FFT, mel, CNN, detector,
+  sinks, and the Python around them);
+- with --compare PEER.tflite: the peer model (YAMNet from ../shared/teacher) on the same audio in the
+  same run, 1 thread, 16 kHz, 0.975 s patches every 0.48 s, resampling included: both real-time
+  factors and their ratio (needs `pip install ai-edge-litert`).
 Machines are noisy: every figure is a median of repeats taken in this one run.
 """
 
@@ -27,17 +32,23 @@ from realtime_sed.classifier import OnnxClassifier
 from realtime_sed.constants import DEMO_FILE, SAMPLE_RATE, WINDOW_SAMPLES
 from realtime_sed.errors import OutputError
 from realtime_sed.features import LogMelFrames
-from realtime_sed.settings import Settings, StreamSettings
+from realtime_sed.settings import CLASSIFY_BLOCK_SIZE, Settings, StreamSettings
 from realtime_sed.sinks import check_output, make_sink
+from realtime_sed.stream import DetectionStream
 from realtime_sed.windows import DEFAULT_HOP_SECONDS, hop_to_samples
 from realtime_sed.wiring import classify_file, open_file
 
-TARGETS = {"latency_ms": 3.0, "throughput_x": 300.0, "rss_mb": 150.0, "rss_growth_mb": 5.0}
+TARGETS = {"latency_ms": 3.0, "hop_ms": 0.5, "throughput_x": 300.0, "peer_ratio": 2.0, "rss_mb": 150.0,
+           "rss_growth_mb": 5.0}
 RSS_EVERY_S = 0.2  # how often the listen subprocess's RSS is sampled
 # Growth is measured only over a run this long (in RSS samples): a shorter one is mostly start-up
 # (loading the model, the first windows), whose memory is not growth.
 MIN_GROWTH_SAMPLES = 50
 MIN_GROWTH_HOURS = 0.1  # a shorter --hours soak is over in seconds: no growth figure from it
+PEER_RATE = 16000
+PEER_PATCH = 15600  # 0.975 s at 16 kHz
+PEER_HOP = 7680  # 0.48 s
+PEER_HINT = "bench --compare needs the TFLite runtime: pip install ai-edge-litert"
 
 
 def window_latency(model: str, audio: np.ndarray, repeats: int = 200) -> dict:
@@ -77,6 +88,114 @@ def classify_throughput(model: str, path: Path, repeats: int = 3) -> dict:
         sink.close()
     return {"audio_s": duration, "median_s": float(np.median(times)),
             "throughput_x": float(duration / np.median(times))}
+
+
+def _median_ms(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1e3)
+
+
+def profile_hop(model: str, path: Path, repeats: int = 100) -> dict:
+    """Milliseconds per 0.5 s hop of each step, each timed on its own on the same audio (one hop
+    computes 51 log-mel frames: 43 new and the 8 edge frames). `python` is what the whole
+    single-threaded stream costs per hop beyond log-mel, CNN, detector and sinks."""
+    import soxr
+
+    from realtime_sed.events import DetectorConfig, EventDetector
+    from realtime_sed.features import _frames, hann_window, mel_filterbank
+
+    clf = OnnxClassifier(model, threads=1)
+    hop = hop_to_samples(DEFAULT_HOP_SECONDS)
+    t0 = time.perf_counter()
+    audio = load_audio(path)
+    out = {"decode": (time.perf_counter() - t0) * 1e3 * hop / max(len(audio), 1)}
+    native = soxr.resample(audio[: 4 * SAMPLE_RATE], SAMPLE_RATE, 48000)[: 48000 * hop // SAMPLE_RATE]
+    out["resample_from_48k"] = _median_ms(lambda: soxr.resample(native, 48000, SAMPLE_RATE), repeats)
+    segments = np.ascontiguousarray(_frames(np.pad(audio[:WINDOW_SAMPLES], 1024), 51))
+    windowed = segments * hann_window()
+    spectrum = np.fft.rfft(windowed, axis=-1)
+    out["frames"] = _median_ms(lambda: segments * hann_window(), repeats)
+    out["fft"] = _median_ms(lambda: np.fft.rfft(windowed, axis=-1), repeats)
+    out["mel"] = _median_ms(lambda: 10.0 * np.log10(np.maximum(
+        (np.square(spectrum.real) + np.square(spectrum.imag)).astype(np.float32) @ mel_filterbank(),
+        np.float32(1e-10))), repeats)
+    frames = LogMelFrames()
+    looped = np.resize(audio, WINDOW_SAMPLES + hop * (repeats + 1))
+    frames(looped[:WINDOW_SAMPLES], 0)
+    step = iter(range(1, repeats + 1))
+
+    def next_window() -> np.ndarray:
+        i = next(step)
+        return frames(looped[i * hop : i * hop + WINDOW_SAMPLES], i * hop)
+
+    out["logmel_with_reuse"] = _median_ms(next_window, repeats)
+    x = frames(looped[:WINDOW_SAMPLES], 0)
+    out["cnn"] = _median_ms(lambda: clf.predict_logmel(x), repeats)
+    batch = np.stack([x] * 8)
+    out["cnn_in_batch_of_8"] = _median_ms(lambda: clf.predict_logmel(batch), max(10, repeats // 8)) / 8
+    probs = clf.predict_logmel(x)[0]
+    detector = EventDetector(DetectorConfig(), hop / SAMPLE_RATE)
+    ticks = iter(range(10**9))
+    out["detector"] = _median_ms(lambda: detector.update(probs, next(ticks) * 0.5, -20.0, None), repeats)
+    sink = make_sink("jsonl", os.devnull, windows=True)
+    out["sink_window_jsonl"] = _median_ms(lambda: sink.window("f", 0.0, probs, None), repeats)
+    sink.close()
+    stream = DetectionStream(clf, DEFAULT_HOP_SECONDS, sinks=[make_sink("tsv", os.devnull)])
+    t0 = time.perf_counter()
+    stream.run(audio[i : i + CLASSIFY_BLOCK_SIZE] for i in range(0, len(audio), CLASSIFY_BLOCK_SIZE))
+    out["stream_total"] = (time.perf_counter() - t0) * 1e3 / max(stream.stats.windows, 1)
+    out["python"] = max(0.0, out["stream_total"] - out["logmel_with_reuse"] - out["cnn_in_batch_of_8"]
+                        - out["detector"])
+    return out
+
+
+def peer_throughput(peer: Path, path: Path, repeats: int = 3) -> dict:
+    """The peer model as its README runs it: 1 thread, the file resampled to 16 kHz, a 0.975 s
+    patch every 0.48 s; x real time over decode + resample + every patch."""
+    import soxr
+
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        return {"error": PEER_HINT}
+    interp = Interpreter(model_path=str(peer), num_threads=1)
+    interp.allocate_tensors()
+    inp = interp.get_input_details()[0]["index"]
+    outs = [d["index"] for d in interp.get_output_details()]
+    times, patch_ms = [], []
+    duration = sf.info(str(path)).duration
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        x = soxr.resample(audio.mean(axis=1), rate, PEER_RATE).astype(np.float32)
+        x = np.pad(x, (0, max(0, PEER_PATCH - len(x))))
+        for start in range(0, len(x) - PEER_PATCH + 1, PEER_HOP):
+            t1 = time.perf_counter()
+            interp.set_tensor(inp, x[None, start : start + PEER_PATCH])
+            interp.invoke()
+            interp.get_tensor(outs[0])
+            patch_ms.append((time.perf_counter() - t1) * 1e3)
+        times.append(time.perf_counter() - t0)
+    return {"median_s": float(np.median(times)), "throughput_x": float(duration / np.median(times)),
+            "patch_median_ms": float(np.median(patch_ms)), "patch_p95_ms": float(np.percentile(patch_ms, 95))}
+
+
+def classify_1thread(model: str, path: Path, repeats: int = 3) -> dict:
+    """classify on 1 core, the same work the peer does: decode, (resample), every hop, the events."""
+    settings = Settings(stream=StreamSettings(model=model, hop=DEFAULT_HOP_SECONDS, threads=1))
+    clf = OnnxClassifier(model, threads=1)
+    duration = sf.info(str(path)).duration
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        stream = DetectionStream(clf, DEFAULT_HOP_SECONDS, sinks=[make_sink("tsv", os.devnull)])
+        stream.run(open_file(path, settings).blocks())
+        times.append(time.perf_counter() - t0)
+    return {"median_s": float(np.median(times)), "throughput_x": float(duration / np.median(times))}
 
 
 def _rss_mb(pid: int, key: str = "VmRSS") -> float | None:
@@ -150,6 +269,22 @@ def run_bench(settings: Settings) -> int:
     thr = results["classify"] = classify_throughput(model, path)
     print(f"classify throughput, hop 0.5 s, 2 cores (pipelined): {thr['throughput_x']:.0f}x real time "
           f"(target >= {TARGETS['throughput_x']:g}x)")
+    prof = results["profile"] = profile_hop(model, path)
+    print("profile, ms per 0.5 s hop, 1 thread: " + ", ".join(
+        f"{k} {v:.3f}" for k, v in prof.items()))
+    print(f"per-hop latency (log-mel with frame reuse + CNN), 1 thread: median {lat['fast_median_ms']:.3f} ms, "
+          f"p95 {lat['fast_p95_ms']:.3f} ms (target <= {TARGETS['hop_ms']:g} ms)")
+    if bench.compare:
+        peer = results["peer"] = peer_throughput(Path(bench.compare), path)
+        if "error" in peer:
+            print(peer["error"])
+        else:
+            ours = results["classify_1thread"] = classify_1thread(model, path)
+            ratio = ours["throughput_x"] / peer["throughput_x"]
+            print(f"same audio, 1 thread, decode and resampling included: {model} {ours['throughput_x']:.0f}x "
+                  f"real time, peer {Path(bench.compare).name} {peer['throughput_x']:.0f}x "
+                  f"(patch median {peer['patch_median_ms']:.2f} ms, p95 {peer['patch_p95_ms']:.2f} ms); "
+                  f"ratio {ratio:.2f} (target >= {TARGETS['peer_ratio']:g})")
     mem = results["listen"] = listen_memory(model, path)
     print(f"listen --no-tui --file: peak RSS {mem['peak_rss_mb']:.1f} MB (target <= {TARGETS['rss_mb']:g} MB)")
     if bench.hours:

@@ -152,6 +152,9 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     p.add_argument("--hours", type=float, default=d.bench.hours,
                    help="also replay this many hours of audio (looped) and report RSS growth")
     p.add_argument("--json", default=d.bench.json, help="also write the figures here")
+    p.add_argument("--compare", default=d.bench.compare, metavar="PEER.tflite",
+                   help="also run this TFLite model (16 kHz, 0.975 s every 0.48 s, 1 thread) on the same "
+                        "audio and print both real-time factors (pip install ai-edge-litert)")
 
     p = sub.add_parser("screenshot", formatter_class=argparse.RawDescriptionHelpFormatter, epilog="examples:\n  realtime-sed screenshot\n  realtime-sed screenshot small.svg --size 60x20 --at 20", help="draw the dashboard mid-demo into an SVG (for the docs)",
                        description="Replay the bundled demo as fast as possible up to --at seconds, hold "

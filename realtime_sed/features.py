@@ -32,6 +32,7 @@ PAD = N_FFT // 2
 EDGE = -(-PAD // HOP_LENGTH)  # frames at each end whose span leaves the window: 4
 FIRST_INTERIOR = EDGE
 LAST_INTERIOR = (WINDOW_SAMPLES - PAD) // HOP_LENGTH  # 340
+TAIL_START = (LAST_INTERIOR + 1) * HOP_LENGTH - PAD  # first sample of the last edge frames
 
 
 def _hz_to_mel(f: np.ndarray) -> np.ndarray:
@@ -70,12 +71,22 @@ def _frames(x: np.ndarray, n: int) -> np.ndarray:
 
 def frames_to_logmel(segments: np.ndarray) -> np.ndarray:
     """[n, N_FFT] raw sample segments -> [n, N_MELS] log-mel in dB."""
-    spectrum = np.fft.rfft(segments * hann_window(), axis=-1)
-    power = (np.square(spectrum.real) + np.square(spectrum.imag)).astype(np.float32)
+    return windowed_to_logmel(segments * hann_window())
+
+
+def windowed_to_logmel(windowed: np.ndarray) -> np.ndarray:
+    """[n, N_FFT] Hann-windowed float32 segments -> [n, N_MELS] log-mel in dB, all in float32
+    (rfft of float32 is complex64 in numpy 2) with the precomputed filterbank."""
+    spectrum = np.fft.rfft(windowed, axis=-1)
+    power = np.square(spectrum.real)
+    power += np.square(spectrum.imag)
     mel = power @ mel_filterbank()
     # Clamped in dB as well as in power: float32 log10 has several code paths (SIMD or not), and
     # one of them gives -100.00001 for 1e-10. Padding frames feed the CNN, so the floor is exact.
-    return np.maximum(10.0 * np.log10(np.maximum(mel, np.float32(LOG_AMIN))), FLOOR_DB)
+    np.maximum(mel, np.float32(LOG_AMIN), out=mel)
+    np.log10(mel, out=mel)
+    mel *= np.float32(10.0)
+    return np.maximum(mel, FLOOR_DB, out=mel)
 
 
 def logmel(window: np.ndarray) -> np.ndarray:
@@ -95,6 +106,10 @@ class LogMelFrames:
         self._start: int | None = None  # start sample of the previous window
         self._last: np.ndarray | None = None  # its log-mel, whose interior frames are reused
         self.frames_computed = 0  # for the benchmark and tests: how much reuse happened
+        # The window's first and last samples with its zero padding, for the edge frames.
+        self._head = np.zeros(PAD + (EDGE - 1) * HOP_LENGTH + PAD, np.float32)
+        self._tail = np.zeros((N_FRAMES - LAST_INTERIOR - 2) * HOP_LENGTH + N_FFT, np.float32)
+        self._windowed: np.ndarray | None = None
 
     def __call__(self, window: np.ndarray, start_sample: int) -> np.ndarray:
         window = np.ascontiguousarray(window, np.float32)
@@ -108,17 +123,17 @@ class LogMelFrames:
         # zero padding and so are per-window, go through one FFT call.
         first = FIRST_INTERIOR + reused
         n_new = LAST_INTERIOR - first + 1
-        head = np.zeros(PAD + (EDGE - 1) * HOP_LENGTH + PAD, np.float32)
-        head[PAD:] = window[: len(head) - PAD]
-        tail_start = (LAST_INTERIOR + 1) * HOP_LENGTH - PAD
-        tail = np.zeros((N_FRAMES - 1 - LAST_INTERIOR - 1) * HOP_LENGTH + N_FFT, np.float32)
-        tail[: WINDOW_SAMPLES - tail_start] = window[tail_start:]
-        segments = np.concatenate([
-            _frames(window[first * HOP_LENGTH - PAD :], n_new),
-            _frames(head, EDGE),
-            _frames(tail, N_FRAMES - 1 - LAST_INTERIOR),
-        ])
-        mels = frames_to_logmel(segments)
+        n_tail = N_FRAMES - 1 - LAST_INTERIOR
+        # Windowed straight into one reused buffer: no per-window concatenation or temporaries.
+        if self._windowed is None or len(self._windowed) != n_new + EDGE + n_tail:
+            self._windowed = np.empty((n_new + EDGE + n_tail, N_FFT), np.float32)
+        segments, hann = self._windowed, hann_window()
+        np.multiply(_frames(window[first * HOP_LENGTH - PAD :], n_new), hann, out=segments[:n_new])
+        self._head[PAD:] = window[: len(self._head) - PAD]
+        np.multiply(_frames(self._head, EDGE), hann, out=segments[n_new : n_new + EDGE])
+        self._tail[: WINDOW_SAMPLES - TAIL_START] = window[TAIL_START:]
+        np.multiply(_frames(self._tail, n_tail), hann, out=segments[n_new + EDGE :])
+        mels = windowed_to_logmel(segments)
         self.frames_computed += len(segments)
         out = np.empty((N_FRAMES, N_MELS), np.float32)
         out[:EDGE] = mels[n_new : n_new + EDGE]

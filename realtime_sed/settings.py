@@ -88,6 +88,7 @@ class BenchSettings:
 
     hours: float = 0.0  # also replay this many hours (looped) and report RSS growth
     json: str | None = None  # also write the figures here
+    compare: str | None = None  # a peer .tflite model to run on the same audio (needs ai-edge-litert)
 
 
 @dataclass
