@@ -30,7 +30,7 @@ import soundfile as sf
 from realtime_sed.audio import load_audio
 from realtime_sed.classifier import OnnxClassifier
 from realtime_sed.constants import DEMO_FILE, SAMPLE_RATE, WINDOW_SAMPLES
-from realtime_sed.errors import OutputError
+from realtime_sed.errors import OutputError, SedError
 from realtime_sed.features import LogMelFrames
 from realtime_sed.settings import CLASSIFY_BLOCK_SIZE, Settings, StreamSettings
 from realtime_sed.sinks import check_output, make_sink
@@ -166,7 +166,7 @@ def peer_throughput(peer: Path, path: Path, repeats: int = 3) -> dict:
     interp.allocate_tensors()
     inp = interp.get_input_details()[0]["index"]
     outs = [d["index"] for d in interp.get_output_details()]
-    times, patch_ms = [], []
+    times, patch_ms, patches = [], [], 0
     duration = sf.info(str(path)).duration
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -179,9 +179,11 @@ def peer_throughput(peer: Path, path: Path, repeats: int = 3) -> dict:
             interp.invoke()
             interp.get_tensor(outs[0])
             patch_ms.append((time.perf_counter() - t1) * 1e3)
+        patches = len(patch_ms) // (len(times) + 1)
         times.append(time.perf_counter() - t0)
     return {"median_s": float(np.median(times)), "throughput_x": float(duration / np.median(times)),
-            "patch_median_ms": float(np.median(patch_ms)), "patch_p95_ms": float(np.percentile(patch_ms, 95))}
+            "patches": patches, "patch_median_ms": float(np.median(patch_ms)),
+            "patch_p95_ms": float(np.percentile(patch_ms, 95))}
 
 
 def classify_1thread(model: str, path: Path, repeats: int = 3) -> dict:
@@ -275,6 +277,8 @@ def run_bench(settings: Settings) -> int:
     print(f"per-hop latency (log-mel with frame reuse + CNN), 1 thread: median {lat['fast_median_ms']:.3f} ms, "
           f"p95 {lat['fast_p95_ms']:.3f} ms (target <= {TARGETS['hop_ms']:g} ms)")
     if bench.compare:
+        if not Path(bench.compare).is_file():
+            raise SedError(f"{bench.compare}: peer model not found (a .tflite file)")
         peer = results["peer"] = peer_throughput(Path(bench.compare), path)
         if "error" in peer:
             print(peer["error"])

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,6 +157,7 @@ def run_classify_ray(settings: Settings) -> int:
         worker = ray.remote(num_cpus=1)(FileClassifier)
         pool = ray.util.ActorPool([worker.remote(settings) for _ in range(min(n_workers, len(todo)) or 1)])
         show = not settings.classify.quiet and sys.stderr.isatty()
+        t0 = time.perf_counter()
         columns = (TextColumn("files"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[hours]}"),
                    TimeElapsedColumn())
         with Progress(*columns, transient=True, disable=not show) as progress:
@@ -168,9 +170,13 @@ def run_classify_ray(settings: Settings) -> int:
                     writer.write(result)
                     hours += result.audio_s / 3600
                 progress.update(task, advance=1, hours=f"{hours:.2f} h of audio")
+        elapsed = time.perf_counter() - t0
     finally:
         writer.close()
         ray.shutdown()
+    if not settings.classify.quiet:
+        print(f"{len(todo)} files, {hours:.3f} h of audio in {elapsed:.1f} s on {n_workers} Ray workers "
+              f"({hours * 3600 / max(elapsed, 1e-9):.0f}x real time, Ray start-up not counted)", file=sys.stderr)
     if failed and len(files) > 1:
         print(f"realtime-sed: {failed} of {len(files)} files failed", file=sys.stderr)
     return 1 if failed else 0

@@ -4,13 +4,16 @@ per-input outputs of --output-dir, and --skip-done resuming a run. Needs the clu
 scripts/test.sh installs."""
 
 import shutil
+import subprocess
+import sys
 
 import pytest
 
 from realtime_sed.constants import DEMO_FILE
 from tests.conftest import run_cli
 
-pytest.importorskip("ray")
+needs_ray = pytest.mark.skipif(__import__("importlib").util.find_spec("ray") is None,
+                               reason="the cluster extra is not installed")
 
 
 @pytest.fixture
@@ -31,6 +34,7 @@ def rows(text: str) -> list[str]:
     return sorted(body)
 
 
+@needs_ray
 def test_ray_output_equals_local_classify_and_a_broken_file_behaves_the_same(archive, tmp_path):
     local = run_cli("classify", archive, "--recursive", "--quiet")
     out = tmp_path / "ray.tsv"
@@ -53,6 +57,7 @@ def test_ray_output_equals_local_classify_and_a_broken_file_behaves_the_same(arc
     assert rows(out.read_text()) == rows(local.stdout)
 
 
+@needs_ray
 def test_ray_output_dir_writes_one_file_per_input(archive, tmp_path):
     out_dir = tmp_path / "events"
     r = run_cli("classify", archive / "urban-demo.ogg", archive / "siren.wav", "--engine", "ray",
@@ -61,3 +66,12 @@ def test_ray_output_dir_writes_one_file_per_input(archive, tmp_path):
     assert sorted(p.name for p in out_dir.iterdir()) == ["siren.wav.tsv", "urban-demo.ogg.tsv"]
     local = run_cli("classify", archive / "urban-demo.ogg", "--quiet")
     assert (out_dir / "urban-demo.ogg.tsv").read_text() == local.stdout
+
+
+def test_engine_ray_without_ray_says_how_to_install_it(tmp_path):
+    """Ray made unimportable in a real `classify --engine ray` process: one line, exit 2."""
+    code = ("import sys; sys.modules['ray'] = None; from realtime_sed.cli import main; "
+            f"sys.exit(main(['classify', {str(DEMO_FILE)!r}, '--engine', 'ray']))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.strip() == "realtime-sed: error: --engine ray needs Ray: pip install 'realtime-sed[cluster]'"
