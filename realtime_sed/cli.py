@@ -9,18 +9,25 @@ Textual, and sounddevice is loaded only for the microphone.
 
 from __future__ import annotations
 
-import argparse
-import errno
 import os
-import signal
-import sys
-from dataclasses import replace
 
-from realtime_sed import __version__
-from realtime_sed.constants import CLASSES, DATA_DIR, HOP_LENGTH, MODEL_NAMES
-from realtime_sed.errors import OutputError, SedError
-from realtime_sed.settings import DEFAULT_MODEL, Settings
-from realtime_sed.windows import MIN_HOP_SECONDS
+# Before numpy loads (the imports below load it): the runtime's numpy work (a 51x1025 by 1025x120
+# product per hop) is far too small for BLAS threads to help, and their spinning competes with ONNX
+# Runtime and the audio thread. Set later, it did nothing: on the loaded 2-core machine bench's
+# per-window latency went from ~1.4 ms to 18-51 ms.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import errno  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+from dataclasses import replace  # noqa: E402
+
+from realtime_sed import __version__  # noqa: E402
+from realtime_sed.constants import CLASSES, DATA_DIR, HOP_LENGTH, MODEL_NAMES  # noqa: E402
+from realtime_sed.errors import OutputError, SedError  # noqa: E402
+from realtime_sed.settings import DEFAULT_MODEL, Settings  # noqa: E402
+from realtime_sed.windows import MIN_HOP_SECONDS  # noqa: E402
 
 TRAIN_HINT = "the training commands need the train extra: pip install -e '.[train]'"
 EXIT_CODES = ("exit codes: 0 done; 1 some input files could not be read (the others were classified); "
@@ -353,9 +360,6 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # The runtime's numpy work (a 51x1025 by 1025x120 product per window) is far too small for BLAS
-    # threads to help, and their spinning competes with ONNX Runtime and the audio thread.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     signal.signal(signal.SIGTERM, _terminate)
     try:
         return _dispatch(args)

@@ -132,11 +132,13 @@ def _start_ray(settings: Settings):
     except ImportError:
         raise SedError(CLUSTER_HINT) from None
     address = settings.classify.ray_address or os.environ.get("RAY_ADDRESS")
+    # Workers are fresh processes: one BLAS thread, as in local classify (see cli.py).
+    common = {"logging_level": "ERROR", "log_to_driver": False,
+              "runtime_env": {"env_vars": {"OPENBLAS_NUM_THREADS": "1"}}}
     if address:
-        ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+        ray.init(address=address, **common)
     else:
-        ray.init(num_cpus=settings.classify.workers, include_dashboard=False, logging_level="ERROR",
-                 log_to_driver=False)
+        ray.init(num_cpus=settings.classify.workers, include_dashboard=False, **common)
     return ray
 
 
