@@ -23,7 +23,7 @@ from pathlib import Path
 from realtime_sed.errors import AudioError, SedError
 from realtime_sed.inputs import classify_inputs
 from realtime_sed.settings import Settings
-from realtime_sed.sinks import make_sink
+from realtime_sed.sinks import check_output, make_sink
 from realtime_sed.wiring import classify_file, load_classifier, make_stream, open_file
 
 CLUSTER_HINT = "--engine ray needs Ray: pip install 'realtime-sed[cluster]'"
@@ -148,6 +148,7 @@ def run_classify_ray(settings: Settings) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     files = classify_inputs(settings.classify)
+    check_output(settings.classify.output, files, "-o")  # before anything is opened for writing
     make_stream(load_classifier(settings.stream), settings)  # bad model or settings: fail before Ray
     writer = ResultWriter(settings)
     todo = [p for p in files if not (settings.classify.skip_done and writer.is_done(p))]

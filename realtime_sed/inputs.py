@@ -49,7 +49,7 @@ def expand_inputs(inputs: tuple[str, ...] | list[str], manifest: str | None = No
                     if f.is_file() and (glob is not None or f.suffix.lower() in AUDIO_SUFFIXES)]
         else:
             out.append(str(item))
-    return list(dict.fromkeys(out))
+    return out
 
 
 def classify_inputs(opts: ClassifySettings) -> list[str]:

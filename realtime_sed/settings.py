@@ -152,6 +152,8 @@ class Settings:
             refuse("--duration", self.source.duration, "give a positive number of seconds")
         if self.classify.block_size < MIN_BLOCK_SIZE:
             refuse("--block-size", self.classify.block_size, f"give at least {MIN_BLOCK_SIZE} samples")
+        if self.classify.workers is not None and self.classify.workers < 1:
+            refuse("--workers", self.classify.workers, "give at least 1 worker")
         if not 0 <= self.bench.hours < float("inf"):
             refuse("--hours", self.bench.hours, "give 0 (no soak) or a positive number of hours")
 
