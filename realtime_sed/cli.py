@@ -255,16 +255,19 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random split (default 0)")
     p.add_argument("--out", default=None, help="write metrics.json and confusion.png here")
 
-    p = sub.add_parser("quantize", help="an int8 copy of a model, judged against it (needs the train extra)",
+    p = sub.add_parser("quantize", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="examples:\n  realtime-sed quantize convdb\n"
+                              "  realtime-sed quantize models/convdb.onnx --calibration 100 --json int8.json",
+                       help="an int8 copy of a model, judged against it (needs the train extra)",
                        description="ONNX Runtime static quantisation of the CNN (Conv, Gemm; per channel), "
                                    "calibrated on UrbanSound8K clips outside the evaluation folds; the int8 "
                                    "model is written only if it costs <= 0.01 ACC on those folds and is faster.")
     p.add_argument("model", help="an .onnx file or a model name")
     p.add_argument("--out", default=None, help="where to write it (default: MODEL-int8.onnx beside the model)")
-    p.add_argument("--data", default=DATA_DIR)
+    p.add_argument("--data", default=DATA_DIR, help=f"UrbanSound8K folder (default {DATA_DIR})")
     p.add_argument("--folds", default="10,1,2,3", help="evaluation folds (calibration uses the others)")
-    p.add_argument("--calibration", type=int, default=200, help="calibration clips")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--calibration", type=int, default=200, help="most calibration clips (default 200)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the calibration sample (default 0)")
     p.add_argument("--json", default=None, help="also write the figures here")
 
     p = sub.add_parser("calibrate", formatter_class=argparse.RawDescriptionHelpFormatter,
