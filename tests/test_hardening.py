@@ -197,7 +197,7 @@ def test_sigterm_during_classify_keeps_the_rows_written_and_the_open_event(tmp_p
     records = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(records) >= 2
     assert records[-1]["cut_short"] and not any(r["cut_short"] for r in records[:-1])
-    assert 0 < records[-1]["offset"] < 60.0
+    assert 0 < records[-1]["offset"] <= 60.0  # where the stream was stopped, at most the file's end
 
 
 # --- headless listen and classify: what is printed and how rows are named -----------------------
