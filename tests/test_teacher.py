@@ -111,11 +111,11 @@ def test_a_fold_wise_head_never_sees_its_test_fold(tmp_path):
         return ViewBank(np.zeros((len(e), 1, 1), np.float16), e, np.zeros((len(e), N_SCORES), np.float16),
                         bank_label, group, len(clips), k)
 
-    a = distill.prepare(bank(emb), labels, split.train, split.val, split.test, 1, 1.0, "all", 0)
+    a = distill.prepare(bank(emb), split.train, split.val, split.test, 1, 1.0, "all", 0)
     poisoned = emb.copy()
     test_rows = (np.asarray(split.test)[:, None] * k + np.arange(k)).ravel()
     poisoned[test_rows] = rng.standard_normal((len(test_rows), EMBEDDING_DIM)) * 100
-    b = distill.prepare(bank(poisoned), labels, split.train, split.val, split.test, 1, 1.0, "all", 0)
+    b = distill.prepare(bank(poisoned), split.train, split.val, split.test, 1, 1.0, "all", 0)
     np.testing.assert_array_equal(a.head.coef, b.head.coef)
     np.testing.assert_array_equal(a.head.mean, b.head.mean)
     train_rows = (np.asarray(split.train)[:, None] * k + np.arange(k)).ravel()

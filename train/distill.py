@@ -22,7 +22,7 @@ from torch import nn
 
 from realtime_sed.errors import SedError
 from train.architectures import DENSE_UNITS
-from train.teacher import EMBEDDING_DIM, TeacherHead, fit_head, head_accuracy
+from train.teacher import EMBEDDING_DIM, HEAD_C, TeacherHead, fit_head, head_accuracy
 from train.views import ViewBank
 
 
@@ -40,7 +40,7 @@ def clean_rows(bank: ViewBank, clip_idx) -> np.ndarray:
     return np.asarray(clip_idx, dtype=np.int64) * bank.n_views
 
 
-def prepare(bank: ViewBank, labels: np.ndarray, train_idx: list[int], val_idx: list[int],
+def prepare(bank: ViewBank, train_idx: list[int], val_idx: list[int],
             test_idx: list[int], test_fold: int | None, temperature: float, head_views: str,
             seed: int) -> DistillData:
     """Fits the teacher's head on this run's training clips only, and labels every view with it."""
@@ -63,7 +63,7 @@ def prepare(bank: ViewBank, labels: np.ndarray, train_idx: list[int], val_idx: l
     if test_fold is not None:  # out of fold: this run's negatives exclude the test fold's
         negatives = negatives[np.asarray(bank.group)[negatives] != test_fold]
     report = {
-        "head": f"standardised LogisticRegression(C={0.01}) on YAMNet's max-pooled 1024-d embedding, "
+        "head": f"standardised LogisticRegression(C={HEAD_C}) on YAMNet's max-pooled 1024-d embedding, "
                 f"fitted on the {head_views} views of the {len(train_idx)} training clips only",
         "train_acc": head_accuracy(head, emb, view_labels, clean_rows(bank, train_idx)),
         "val_acc": head_accuracy(head, emb, view_labels, clean_rows(bank, val_idx)),

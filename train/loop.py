@@ -119,8 +119,7 @@ def prepare_distillation(cfg: TrainConfig, cache: LogMelCache, split: Split) -> 
     settings = views.ViewSettings(n_views=cfg.views, seed=cfg.seed)
     bank = views.bank_for(cache.clips, settings, negatives, cfg.cache_dir, cfg.teacher,
                           cfg.view_workers)
-    labels = np.array([c.label for c in cache.clips])
-    return distill.prepare(bank, labels, split.train, split.val, split.test,
+    return distill.prepare(bank, split.train, split.val, split.test,
                            cfg.test_fold if cfg.split == "fold" and not cfg.train_on_all else None,
                            cfg.temperature, cfg.head_views, cfg.seed)
 
