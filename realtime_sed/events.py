@@ -36,6 +36,7 @@ class Event:
     wall_onset: float | None = None  # Unix time, for microphone streams
     active: bool = False  # still going on
     cut_short: bool = False  # still going on when the stream was stopped (Ctrl-C, SIGTERM, --duration)
+    clip: str | None = None  # the saved audio file, with --clips
 
     @property
     def duration(self) -> float:
@@ -44,6 +45,8 @@ class Event:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["duration"] = round(self.duration, 4)
+        if d["clip"] is None:
+            del d["clip"]
         return d
 
 

@@ -75,11 +75,19 @@ def close_quietly(f: TextIO) -> None:
         pass
 
 
+def event_record(filename: str, event: Event) -> dict:
+    """An event as JSON: the JSONL log's line and what every action is sent are this same dict."""
+    return {"type": "event", "file": filename, **event.to_dict()}
+
+
 class Sink:
     name = STDOUT_NAME
 
     def window(self, filename: str, start_s: float, probs: np.ndarray, wall: float | None) -> None:
         pass
+
+    def active(self, filename: str, events: list[Event]) -> None:
+        """After every window: the events going on now."""
 
     def event(self, filename: str, event: Event) -> None:
         raise NotImplementedError
@@ -137,7 +145,7 @@ class JsonlSink(Sink):
             self._write(line)
 
     def event(self, filename, event):
-        self._write({"type": "event", "file": filename, **event.to_dict()})
+        self._write(event_record(filename, event))
 
     def close(self):
         self._f.close()

@@ -1,0 +1,171 @@
+"""Actions: what happens when a sound is detected (a command, a webhook, MQTT).
+
+An action hangs off the stream like a sink, but never blocks it: the stream only offers a message
+to the action's bounded queue and moves on. Each action sends from its own thread(s) and counts
+what it sent, what failed and what it had to drop because its queue was full, so a hung webhook
+or a broker that went away costs messages (counted), never audio.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from realtime_sed.events import Event
+from realtime_sed.sinks import Sink, event_record
+
+QUEUE_SIZE = 1000  # messages an action holds while it is slow or its server is away
+CLOSE_TIMEOUT_S = 5.0  # how long the end of a run waits for the actions to send what they hold
+
+START, END, FINISHED = "start", "end", "finished"
+
+
+@dataclass(frozen=True)
+class Message:
+    kind: str  # START / END: a class went on / off; FINISHED: an event ended and was kept
+    label: str
+    record: dict | None = None  # FINISHED: the event's JSON, as the JSONL log has it
+
+
+@dataclass(frozen=True)
+class ActionHealth:
+    name: str
+    sent: int
+    failed: int
+    dropped: int
+    queued: int
+    state: str  # e.g. "ok", "connecting", "failing"
+    last_error: str = ""
+
+
+class ActionFailed(Exception):
+    """One message could not be delivered; the action counts it and goes on."""
+
+
+class Action:
+    """A bounded queue and worker threads. Subclasses implement `handle` (raise ActionFailed or any
+    Exception on failure) and may narrow `kinds`."""
+
+    name = "action"
+    kinds: frozenset[str] = frozenset({FINISHED})
+
+    def __init__(self, queue_size: int = QUEUE_SIZE, workers: int = 1):
+        self._queue: queue.Queue = queue.Queue(queue_size)
+        self._workers = workers
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self.abort = threading.Event()  # set when closing gives up: waits in `handle` end early
+        self.sent = self.failed = self.dropped = 0
+        self.last_error = ""
+
+    def start(self) -> None:
+        for i in range(self._workers):
+            t = threading.Thread(target=self._run, name=f"{self.name}-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def offer(self, message: Message) -> None:
+        """Never blocks: a full queue drops the message and counts it."""
+        if message.kind not in self.kinds:
+            return
+        try:
+            self._queue.put_nowait(message)
+        except queue.Full:
+            with self._lock:
+                self.dropped += 1
+
+    def handle(self, message: Message) -> None:
+        raise NotImplementedError
+
+    def state(self) -> str:
+        return "failing" if self.last_error and self.failed else "ok"
+
+    def _run(self) -> None:
+        while (message := self._queue.get()) is not None:
+            try:
+                self.handle(message)
+            except Exception as exc:  # one message failed: count it, keep serving the others
+                with self._lock:
+                    self.failed += 1
+                    self.last_error = str(exc) or type(exc).__name__
+            else:
+                with self._lock:
+                    self.sent += 1
+                    self.last_error = ""
+
+    def stop_workers(self, deadline: float) -> None:
+        """Asks the workers to finish what is queued, then exit (a full queue waits for room
+        until `deadline`)."""
+        for _ in self._threads:
+            while True:
+                try:
+                    self._queue.put(None, timeout=0.05)
+                    break
+                except queue.Full:
+                    if time.monotonic() >= deadline:
+                        return
+
+    def join(self, deadline: float) -> None:
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        if any(t.is_alive() for t in self._threads):
+            self.abort.set()  # give up: what is still queued is dropped
+            left = 0
+            while True:
+                try:
+                    left += self._queue.get_nowait() is not None
+                except queue.Empty:
+                    break
+            with self._lock:
+                self.dropped += left
+
+    def close(self) -> None:
+        """What the action owns beyond its threads (a connection)."""
+
+    def health(self) -> ActionHealth:
+        with self._lock:
+            return ActionHealth(self.name, self.sent, self.failed, self.dropped, self._queue.qsize(),
+                                self.state(), self.last_error)
+
+
+class ActionSink(Sink):
+    """Feeds actions from the stream: each finished event, and each class going on and off (from
+    the events active after every window). Every call returns at once."""
+
+    def __init__(self, actions: Iterable[Action]):
+        self.actions = list(actions)
+        self._on: set[str] = set()
+        for action in self.actions:
+            action.start()
+
+    def _offer(self, message: Message) -> None:
+        for action in self.actions:
+            action.offer(message)
+
+    def active(self, filename: str, events: list[Event]) -> None:
+        labels = {ev.label for ev in events}
+        for label in sorted(labels - self._on):
+            self._offer(Message(START, label))
+        for label in sorted(self._on - labels):
+            self._offer(Message(END, label))
+        self._on = labels
+
+    def event(self, filename: str, event: Event) -> None:
+        self._offer(Message(FINISHED, event.label, event_record(filename, event)))
+
+    def health(self) -> list[ActionHealth]:
+        return [a.health() for a in self.actions]
+
+    def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
+        """Classes still on go off, then every action gets up to `timeout` (together) to send."""
+        self.active("", [])
+        deadline = time.monotonic() + timeout
+        for action in self.actions:
+            action.stop_workers(deadline)
+        for action in self.actions:
+            action.join(deadline)
+        for action in self.actions:
+            action.close()
