@@ -19,7 +19,7 @@ from realtime_sed.inputs import classify_inputs
 from realtime_sed.sinks import EventPrinter, check_output, make_sink
 from realtime_sed.sources import input_devices
 from realtime_sed.stream import WindowResult
-from realtime_sed.wiring import (classify_file, load_classifier, make_stream, open_event_log, open_file,
+from realtime_sed.wiring import (classify_file, load_classifier, make_stream, open_actions, open_event_log, open_file,
                                  open_source, row_names)
 
 PROGRESS_MIN_SECONDS = 60.0  # files at least this long get a progress bar
@@ -51,6 +51,8 @@ def run_listen(settings: Settings) -> int:
         # the ones closed when the stream stops too.
         sinks += [log] if log else []
         sinks.append(EventPrinter(format_event))
+        actions = open_actions(settings.output)
+        sinks += [actions] if actions else []
         stream = make_stream(clf, settings, sinks, source.description, source.wall_time_at)
     except BaseException:
         source.close()
@@ -74,6 +76,9 @@ def run_listen(settings: Settings) -> int:
         for sink in sinks:
             sink.close()
     print(stream.stats.summary(source.dropped_samples, source.overflows), file=sys.stderr, flush=True)
+    for h in actions.health() if actions else []:
+        print(f"{h.name}: sent {h.sent}, failed {h.failed}, dropped {h.dropped}"
+              + (f" ({h.last_error})" if h.last_error else ""), file=sys.stderr, flush=True)
     if interrupted is not None:
         raise interrupted
     return 0

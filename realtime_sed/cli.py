@@ -105,6 +105,18 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     p.add_argument("--windows", action="store_true",
                    help="with --events: also log every window's class probabilities")
     p.add_argument("--no-tui", action="store_true", help="print events instead of the dashboard")
+    p.add_argument("--exec", default=d.output.exec, metavar="CMD",
+                   help="run CMD for every finished event (split like a shell would, never run by one); "
+                        "the event's JSON on its stdin, RSED_LABEL/ONSET/OFFSET/PEAK/SOURCE/CLIP in its environment")
+    p.add_argument("--exec-timeout", type=float, default=d.output.exec_timeout,
+                   help=f"seconds a command may run (default {d.output.exec_timeout:g})")
+    p.add_argument("--webhook", default=d.output.webhook, metavar="URL",
+                   help="POST every finished event's JSON to URL (retries with backoff)")
+    p.add_argument("--mqtt", default=d.output.mqtt, metavar="URL",
+                   help="mqtt[s]://[user@]host[:port][/prefix]: PREFIX/event, PREFIX/<class> ON/OFF, "
+                        "PREFIX/status; the password comes from RSED_MQTT_PASSWORD")
+    p.add_argument("--mqtt-discovery", action="store_true", default=d.output.mqtt_discovery,
+                   help="with --mqtt: publish Home Assistant discovery configs (a binary sensor per class)")
     p.add_argument("-v", "--verbose", action="store_true", help="headless: also print each window's top classes")
     p.add_argument("--duration", type=float, default=d.source.duration,
                    help="stop after this many seconds of audio")

@@ -61,6 +61,11 @@ class OutputSettings:
     windows: bool = False  # also log every window's probabilities (listen --events, classify jsonl)
     no_tui: bool = False  # print events instead of drawing the dashboard
     verbose: bool = False  # headless: also print each window's top classes
+    exec: str | None = None  # run this command (shlex-split, no shell) for every finished event
+    exec_timeout: float = 10.0
+    webhook: str | None = None  # POST every finished event's JSON here
+    mqtt: str | None = None  # mqtt[s]://[user@]host[:port][/prefix]
+    mqtt_discovery: bool = False  # also publish Home Assistant discovery configs
 
 
 @dataclass

@@ -134,8 +134,11 @@ class DetectionStream:
             for sink in self.sinks:
                 sink.window(self.filename, w.start_s, p, wall)
             self._emit(finished)
+            active = self.detector.active_events
+            for sink in self.sinks:
+                sink.active(self.filename, active)
             results.append(WindowResult(w.index, w.start_s, w.end_s, wall, p, smoothed, level,
-                                        infer_ms, finished, self.detector.active_events))
+                                        infer_ms, finished, active))
         return results
 
     def _emit(self, events: list[Event]) -> None:

@@ -62,6 +62,26 @@ def open_event_log(output: OutputSettings) -> JsonlSink | None:
     return JsonlSink(output.events, windows=output.windows) if output.events else None
 
 
+def open_actions(output: OutputSettings):
+    """The actions asked for (--exec, --webhook, --mqtt) behind one sink, or None."""
+    from realtime_sed.actions import ActionSink
+
+    actions = []
+    if output.exec:
+        from realtime_sed.actions.command import ExecAction
+
+        actions.append(ExecAction(output.exec, output.exec_timeout))
+    if output.webhook:
+        from realtime_sed.actions.webhook import WebhookAction
+
+        actions.append(WebhookAction(output.webhook))
+    if output.mqtt:
+        from realtime_sed.actions.mqtt import MqttAction
+
+        actions.append(MqttAction(output.mqtt, output.mqtt_discovery))
+    return ActionSink(actions) if actions else None
+
+
 def check_listen_outputs(settings: Settings) -> None:
     """Before the model loads: an event log that cannot be written (or is the replayed file)."""
     check_output(settings.output.events, [settings.source.file] if settings.source.file else [], "--events")

@@ -24,6 +24,8 @@ apt_install() {
 apt_install libportaudio2
 # espeak-ng: synthetic speech negatives for training (train/negatives.py)
 if [[ "$extras" == *train* ]]; then apt_install espeak-ng; fi
+# mosquitto: the real MQTT broker the action tests start
+if [[ "$extras" == *dev* ]]; then apt_install mosquitto; fi
 
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv

@@ -148,6 +148,8 @@ def test_mqtt_backlog_survives_a_broker_restart_and_counts_drops(broker):
     t0 = time.perf_counter()
     for i in range(30):  # 30 while the broker is away: one in hand and 20 queued wait, 9 are dropped
         sink.event("demo.ogg", Event("dog_bark", float(i), i + 1.0, 0.9))
+        while i == 0 and action.health().queued:  # the worker holds the first one
+            time.sleep(0.01)
     assert time.perf_counter() - t0 < 0.5  # offering never waits on the network
     assert action.state() == "reconnecting"
     broker.start()
@@ -284,3 +286,32 @@ def test_exec_refuses_a_missing_command_or_bad_quoting():
         ExecAction("no-such-command-here x")
     with pytest.raises(SedError):
         ExecAction("echo 'unclosed")
+
+
+@needs_mosquitto
+def test_listen_on_the_demo_sends_every_event_to_every_action_once(broker, hook_server, tmp_path):
+    """The real CLI on the demo with --exec, --webhook and --mqtt: each action gets exactly the
+    events of the JSONL log, once each, in order."""
+    from tests.conftest import DEMO, run_cli
+
+    log, ran = tmp_path / "events.jsonl", tmp_path / "ran.jsonl"
+    script = tmp_path / "hook.py"
+    script.write_text(f"import sys\nopen({str(ran)!r}, 'a').write(sys.stdin.readline())\n")
+    sub = Subscriber(broker.port, "realtime-sed/#")
+    r = run_cli("listen", "--no-tui", "--file", DEMO, "--events", log, "--exec", f"{sys.executable} {script}",
+                "--webhook", f"http://127.0.0.1:{hook_server.server_port}/", "--mqtt",
+                f"mqtt://127.0.0.1:{broker.port}", timeout=120)
+    time.sleep(0.3)
+    sub.close()
+    assert r.returncode == 0, r.stderr
+    logged = [json.loads(x) for x in log.read_text().splitlines() if '"event"' in x]
+    assert len(logged) >= 5
+    key = lambda e: (e["label"], e["onset"], e["offset"])  # noqa: E731
+    assert sorted(map(key, (json.loads(x) for x in ran.read_text().splitlines()))) == sorted(map(key, logged))
+    assert [key(rec) for _, rec in Hook.received] == [key(e) for e in logged]
+    assert [key(json.loads(p)) for p in sub.on("realtime-sed/event")] == [key(e) for e in logged]
+    for e in logged:  # each class went ON and back OFF around its event
+        assert sub.on(f"realtime-sed/{e['label']}")[-1] == "OFF"
+    for name in ("exec", "webhook", "mqtt"):
+        assert f"{name}: sent" in r.stderr and f"{name}: sent 0" not in r.stderr
+    assert "failed 0, dropped 0" in r.stderr
