@@ -77,20 +77,25 @@ def prefetched(blocks: Iterator[np.ndarray], depth: int = 4) -> Iterator[np.ndar
     done = object()
     quit_reading = threading.Event()
 
+    def offer(item) -> bool:
+        """Puts `item` unless the consumer stops first: every put, the last one too, gives way to
+        `quit_reading`, so a consumer that stops (Ctrl-C, SIGTERM) never waits on a full queue."""
+        while not quit_reading.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                pass
+        return False
+
     def read() -> None:
         try:
             for block in blocks:
-                while not quit_reading.is_set():
-                    try:
-                        queue.put(block, timeout=0.1)
-                        break
-                    except Full:
-                        pass
-                if quit_reading.is_set():
+                if not offer(block):
                     return
-            queue.put(done)
+            offer(done)
         except BaseException as exc:  # handed to the consumer, raised there
-            queue.put(exc)
+            offer(exc)
 
     thread = threading.Thread(target=read, name="prefetch", daemon=True)
     thread.start()

@@ -237,3 +237,23 @@ def test_classify_leaves_no_worker_threads_behind(files, clf):
     for _ in range(3):
         classify(files["mono"], clf, 88200)
     assert not [t for t in threading.enumerate() if t.name.startswith(("cnn", "prefetch"))]
+
+
+@pytest.mark.parametrize("stop_after", [1, 2])
+def test_a_consumer_that_stops_never_waits_on_the_reader(stop_after):
+    """The reader may be blocked handing over its last block or its end mark to a full queue when
+    the consumer stops (Ctrl-C, SIGTERM); closing must still return (it once hung on the end mark)."""
+    import threading
+    import time
+
+    from realtime_sed.sources import prefetched
+
+    blocks = [np.full(4, i, np.float32) for i in range(3)]
+    stream = prefetched(iter(blocks), depth=1)
+    for _ in range(stop_after):
+        next(stream)
+    time.sleep(0.3)  # the reader fills the queue and blocks on the next put
+    closer = threading.Thread(target=stream.close, daemon=True)
+    closer.start()
+    closer.join(timeout=5)
+    assert not closer.is_alive(), "closing the stream hung on the reader thread"
