@@ -182,6 +182,7 @@ class DetectionStream:
         """Consumes blocks until they end, `stop` is set or `max_seconds` of audio have passed."""
         t0 = time.perf_counter()
         ended = True
+        blocks = iter(blocks)
         try:
             try:
                 for block in blocks:
@@ -200,6 +201,12 @@ class DetectionStream:
                 raise
             self._close_run(ended, on_window)
         finally:
+            # A source stopped early is closed here, in the thread that read it: left to the
+            # garbage collector, its generator's cleanup (closing the file) could run in any
+            # thread, beside the owner's own close, and two threads closing one libsndfile crash.
+            close = getattr(blocks, "close", None)
+            if close is not None:
+                close()
             if self._executor is not None:  # one stream per file in classify: no idle threads left
                 self._executor.shutdown(cancel_futures=True)
             self.stats.elapsed_s = time.perf_counter() - t0
