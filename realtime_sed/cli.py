@@ -352,22 +352,47 @@ def _run_runtime(command: str, settings: Settings) -> int:
     return {"classify": app.run_classify, "devices": app.run_devices}[command](settings)
 
 
+def settings_of(cls, args: argparse.Namespace, **values):
+    """A training-side settings dataclass from the parsed options of its fields' names."""
+    from dataclasses import fields
+
+    given = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in {**given, **values}.items()})
+
+
+def train_settings_from_args(args: argparse.Namespace):
+    """`train`'s options as (TrainConfig, TrainRun): each option given fills the config field of
+    its name (an option left out is None: the field's default); the rest say how to run it."""
+    from dataclasses import fields
+
+    from train.loop import TrainConfig
+    from train.settings import TrainRun
+
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
+    return TrainConfig(**given), settings_of(TrainRun, args, given=frozenset(given))
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "quantize":
         try:
             from train.quantize import run_quantize
+            from train.settings import QuantizeSettings
         except ImportError as exc:
             raise SedError(f"{TRAIN_HINT} ({exc})") from None
-        return run_quantize(args)
+        return run_quantize(settings_of(QuantizeSettings, args))
     if args.command in ("train", "evaluate", "export", "calibrate"):
         try:
             from train import commands
+            from train.settings import CalibrateSettings, EvaluateSettings, ExportSettings
         except ImportError as exc:
             raise SedError(f"{TRAIN_HINT} ({exc})") from None
+        if args.command == "train":
+            return commands.run_train(*train_settings_from_args(args))
         if args.command == "calibrate":
-            return commands.run_calibrate(args.folds_dir, args.compare)
-        return {"train": commands.run_train, "evaluate": commands.run_evaluate,
-                "export": commands.run_export}[args.command](args)
+            return commands.run_calibrate(settings_of(CalibrateSettings, args))
+        if args.command == "export":
+            return commands.run_export(settings_of(ExportSettings, args))
+        return commands.run_evaluate(settings_of(EvaluateSettings, args))
     settings = settings_from_args(args)
     settings.check()
     return _run_runtime(args.command, settings)

@@ -8,12 +8,12 @@ import re
 
 import pytest
 
-from realtime_sed.cli import build_parser
+from realtime_sed.cli import build_parser, train_settings_from_args
 from realtime_sed.errors import SedError
 from tests.conftest import REPO, SHARED_DATA, needs_data, run_cli
 from tests.test_bad_input import assert_one_line_error
 from tests.test_train import tiny_dataset  # noqa: F401  (a fixture)
-from train.commands import check_train_args, training_overlap
+from train.commands import check_train, training_overlap
 from train.data import read_metadata
 
 
@@ -37,29 +37,29 @@ def test_bad_training_arguments_are_refused_before_any_work(tmp_path, args, frag
 
 @pytest.mark.parametrize("args, fragment", REFUSED)
 def test_every_bad_training_argument_is_refused(tmp_path, args, fragment):
-    parsed = build_parser().parse_args(["train", "--out", str(tmp_path / "run"), *args])
     with pytest.raises(SedError, match=re.escape(fragment)):
-        check_train_args(parsed)
+        check_train(*train_settings(["--out", str(tmp_path / "run"), *args]))
+
+
+def train_settings(argv: list[str]):
+    """What the command line hands `train`: (TrainConfig, TrainRun)."""
+    return train_settings_from_args(build_parser().parse_args(["train", *argv]))
 
 
 def test_a_test_fold_implies_the_fold_split(tmp_path):
-    args = build_parser().parse_args(["train", "--test-fold", "2", "--out", str(tmp_path / "run")])
-    check_train_args(args)
-    assert args.split == "fold" and args.test_fold == 2
+    cfg = check_train(*train_settings(["--test-fold", "2", "--out", str(tmp_path / "run")]))
+    assert cfg.split == "fold" and cfg.test_fold == 2
 
 
 def test_an_earlier_run_is_not_overwritten(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "log.txt").write_text("epoch 1 of the earlier run\n")
-    args = build_parser().parse_args(["train", "--out", str(run), "--epochs", "1"])
     with pytest.raises(SedError, match="already holds a run; --resume continues it, --force starts over"):
-        check_train_args(args)
+        check_train(*train_settings(["--out", str(run), "--epochs", "1"]))
     assert (run / "log.txt").read_text() == "epoch 1 of the earlier run\n"
-    args = build_parser().parse_args(["train", "--out", str(run), "--force"])
-    check_train_args(args)  # --force is the way to start over
-    args = build_parser().parse_args(["train", "--out", str(run), "--resume"])
-    check_train_args(args)
+    check_train(*train_settings(["--out", str(run), "--force"]))  # --force is the way to start over
+    check_train(*train_settings(["--out", str(run), "--resume"]))
 
 
 def test_export_of_a_missing_or_foreign_file_is_one_line(tmp_path):

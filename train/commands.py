@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from train.data import build_cache, content_frames, cv_folds, place_randomly, re
 from train.evaluate import compute_metrics, format_report, plot_confusion, write_outputs
 from train.export import export_onnx
 from train.loop import TrainConfig, pick_device, train
+from train.settings import CalibrateSettings, EvaluateSettings, ExportSettings, TrainRun
 
 
 def command_line() -> str:
@@ -28,39 +28,50 @@ def command_line() -> str:
 RESUMABLE = ("epochs", "patience", "device", "threads", "keep")
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The settings given on the command line; with --resume, the run's saved settings, of which
-    only RESUMABLE ones may be changed."""
-    given = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and v is not None}
-    saved_path = Path(args.out) / "config.json"
-    if args.resume and saved_path.exists():
+def train_command(cfg: TrainConfig, run: TrainRun) -> str:
+    """The `realtime-sed train` command line that runs `cfg` as `run` does: what a card records
+    for a run started without the command line (the experiments)."""
+    argv = cfg.to_argv(always=("model", "data", "seed", "epochs", "out"))
+    flags = [("--cv", run.cv), ("--resume", run.resume), ("--force", run.force), ("--quiet", run.quiet),
+             ("--no-onnx", run.no_onnx)]
+    argv += (["--folds", run.folds] if run.folds else []) + [flag for flag, on in flags if on]
+    return "realtime-sed train " + " ".join(shlex.quote(a) for a in argv)
+
+
+def resolve_config(cfg: TrainConfig, run: TrainRun) -> TrainConfig:
+    """The settings to train: `cfg`; with --resume, the run's saved settings, of which only
+    RESUMABLE ones may be changed (those the command line gave)."""
+    saved_path = Path(cfg.out) / "config.json"
+    if run.resume and saved_path.exists():
         saved = json.loads(saved_path.read_text())
-        return TrainConfig(**{**saved, **{k: v for k, v in given.items() if k in RESUMABLE}})
-    if args.resume and not args.cv:
+        return TrainConfig(**{**saved, **{k: getattr(cfg, k) for k in RESUMABLE if k in run.given}})
+    if run.resume and not run.cv:
         raise SedError(f"{saved_path}: not found, nothing to resume")
-    return TrainConfig(**given)
+    return cfg
 
 
-def check_train_args(args: argparse.Namespace) -> None:
-    """Refuses, before any cache is built, what would fail later or lose an earlier run."""
-    for flag, value, low in (("--epochs", args.epochs, 1), ("--patience", args.patience, 0),
-                             ("--batch-size", args.batch_size, 1), ("--threads", args.threads, 1)):
+def check_train(cfg: TrainConfig, run: TrainRun) -> TrainConfig:
+    """Refuses, before any cache is built, what would fail later or lose an earlier run. Returns
+    `cfg` with the split a test fold implies."""
+    for flag, value, low in (("--epochs", cfg.epochs, 1), ("--patience", cfg.patience, 0),
+                             ("--batch-size", cfg.batch_size, 1), ("--threads", cfg.threads, 1)):
         if value is not None and value < low:
             raise SedError(f"{flag} {value}: give {low} or more")
-    if args.lr is not None and not args.lr > 0:  # NaN too
-        raise SedError(f"--lr {args.lr:g}: give a positive learning rate")
-    if args.test_fold is not None and not args.cv:
-        if args.split == "random":
+    if not cfg.lr > 0:  # NaN too
+        raise SedError(f"--lr {cfg.lr:g}: give a positive learning rate")
+    if cfg.test_fold is not None and not run.cv:
+        if cfg.split == "random" and "split" in run.given:
             raise SedError("--test-fold goes with --split fold, not --split random")
-        args.split = "fold"  # a test fold names the fold-wise protocol
-    if args.split == "fold" and args.test_fold is None and not args.cv and not args.resume:
+        cfg = replace(cfg, split="fold")  # a test fold names the fold-wise protocol
+    if cfg.split == "fold" and cfg.test_fold is None and not run.cv and not run.resume:
         raise SedError("--split fold needs --test-fold N (the fold to test on), or --cv for every fold")
-    out = Path(args.out)
+    out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise SedError(f"--out {out}: is a file, not a run folder")
-    if not args.resume and not getattr(args, "force", False) and out.is_dir() and any(out.iterdir()):
+    if not run.resume and not run.force and out.is_dir() and any(out.iterdir()):
         raise SedError(f"--out {out}: already holds a run; --resume continues it, --force starts "
                        "over in it, or give another --out")
+    return cfg
 
 
 def predict_logmels(model, logmels: np.ndarray, device: torch.device, batch: int = 128) -> np.ndarray:
@@ -202,38 +213,63 @@ def summarize_cv(out: Path) -> dict:
     return summary
 
 
-def run_train(args: argparse.Namespace) -> int:
-    check_train_args(args)
-    if args.force and not args.resume:  # a new run: its log must not continue the old one's
-        for log in [Path(args.out) / "log.txt", *Path(args.out).glob("fold*/log.txt")]:
+def wanted_folds(cfg: TrainConfig, folds: str | None) -> list[int]:
+    """The test folds of a cross-validation: `folds` (e.g. "1,3"), else every fold with at least
+    100 clips."""
+    clips, _ = read_metadata(cfg.data)
+    found = cv_folds(clips)
+    if not folds:
+        return found
+    wanted = [int(f) for f in folds.split(",") if f.strip().isdigit()]
+    if not wanted or set(wanted) - set(found):
+        raise SedError(f"--folds {folds}: give test folds with at least 100 clips "
+                       f"(folds here: {', '.join(map(str, found))})")
+    return wanted
+
+
+def fold_config(cfg: TrainConfig, fold: int) -> TrainConfig:
+    """One fold of a cross-validation: its run folder is OUT/foldK."""
+    return replace(cfg, split="fold", test_fold=fold, out=str(Path(cfg.out) / f"fold{fold}"))
+
+
+def train_fold(cfg: TrainConfig, fold: int, command: str, resume: bool = False, quiet: bool = False,
+               export: bool = True) -> Path:
+    """Trains and evaluates one test fold of `cfg` (resuming it where it has a last.pt)."""
+    fcfg = fold_config(cfg, fold)
+    resume = resume and (Path(fcfg.out) / "last.pt").exists()
+    _record_command(Path(fcfg.out), command, resume)
+    run = train(fcfg, resume=resume, progress=not quiet)
+    finish_run(fcfg, run, first_command(run, command), export=export)
+    return run
+
+
+def train_single(cfg: TrainConfig, command: str, resume: bool = False, quiet: bool = False,
+                 export: bool = True) -> Path:
+    """Trains `cfg` in its run folder, then evaluates and exports it with its card."""
+    _record_command(Path(cfg.out), command, resume)
+    run = train(cfg, resume=resume, progress=not quiet)
+    saved = TrainConfig(**json.loads((run / "config.json").read_text()))
+    finish_run(saved, run, first_command(run, command), export=export)
+    return run
+
+
+def run_train(cfg: TrainConfig, run: TrainRun) -> int:
+    cfg = check_train(cfg, run)
+    if run.force and not run.resume:  # a new run: its log must not continue the old one's
+        for log in [Path(cfg.out) / "log.txt", *Path(cfg.out).glob("fold*/log.txt")]:
             log.unlink(missing_ok=True)
-    cfg = config_from_args(args)
+    cfg = resolve_config(cfg, run)
     command = command_line()
-    if args.cv:
-        clips, _ = read_metadata(cfg.data)
-        folds = cv_folds(clips)
-        if args.folds:
-            wanted = [int(f) for f in args.folds.split(",") if f.strip().isdigit()]
-            if not wanted or set(wanted) - set(folds):
-                raise SedError(f"--folds {args.folds}: give test folds with at least 100 clips "
-                               f"(folds here: {', '.join(map(str, folds))})")
-            folds = wanted
+    if run.cv:
+        folds = wanted_folds(cfg, run.folds)
         print(f"cross-validation over folds {folds} (folds with at least 100 clips)")
         for fold in folds:
-            fcfg = TrainConfig(**{**asdict(cfg), "split": "fold", "test_fold": fold,
-                                  "out": str(Path(cfg.out) / f"fold{fold}")})
-            resume = args.resume and (Path(fcfg.out) / "last.pt").exists()
-            _record_command(Path(fcfg.out), command, resume)
-            run = train(fcfg, resume=resume, progress=not args.quiet)
-            finish_run(fcfg, run, first_command(run, command), export=not args.no_onnx)
+            train_fold(cfg, fold, command, run.resume, run.quiet, export=not run.no_onnx)
         summary = summarize_cv(Path(cfg.out))
         print(f"fold-wise ACC {summary['acc_mean']:.3f} ± {summary['acc_std']:.3f}  "
               + "  ".join(f"fold {k}: {v['acc']:.3f}" for k, v in summary["folds"].items()))
         return 0
-    _record_command(Path(cfg.out), command, args.resume)
-    run = train(cfg, resume=args.resume, progress=not args.quiet)
-    saved = TrainConfig(**json.loads((run / "config.json").read_text()))
-    finish_run(saved, run, first_command(run, command), export=not args.no_onnx)
+    train_single(cfg, command, run.resume, run.quiet, export=not run.no_onnx)
     return 0
 
 
@@ -271,8 +307,8 @@ def load_checkpoint_file(ckpt: Path) -> dict:
     return state
 
 
-def run_export(args: argparse.Namespace) -> int:
-    ckpt = Path(args.checkpoint)
+def run_export(settings: ExportSettings) -> int:
+    ckpt = Path(settings.checkpoint)
     run = ckpt.parent
     state = load_checkpoint_file(ckpt)
     if not (run / "config.json").exists():
@@ -289,21 +325,21 @@ def run_export(args: argparse.Namespace) -> int:
         raise ModelError(f"{ckpt}: its weights do not fit {cfg.model} of {run / 'config.json'}") from None
     old = run / f"{cfg.model}.json"
     card = json.loads(old.read_text()) if old.exists() else {"name": cfg.model}
-    out = Path(args.out) if args.out else run / f"{cfg.model}.onnx"
+    out = Path(settings.out) if settings.out else run / f"{cfg.model}.onnx"
     export_onnx(model, out, card)
     print(f"exported {out}")
     return 0
 
 
-def run_evaluate(args: argparse.Namespace) -> int:
+def run_evaluate(settings: EvaluateSettings) -> int:
     """Evaluates an exported ONNX model (raw audio in) with ONNX Runtime on a dataset split."""
     from realtime_sed.audio import load_clip
     from realtime_sed.classifier import OnnxClassifier
     from realtime_sed.errors import AudioError
     from train.data import fold_split, random_split
 
-    clf = OnnxClassifier(args.model)
-    clips, _ = read_metadata(args.data)
+    clf = OnnxClassifier(settings.model)
+    clips, _ = read_metadata(settings.data)
     audio, kept, failed = [], [], []
     for clip in clips:
         try:
@@ -313,10 +349,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
             failed.append(str(exc))
     if failed:
         print(f"skipped {len(failed)} unreadable clips")
-    if args.split == "random":
-        idx = random_split(len(kept), args.seed).test
-    elif args.split == "fold":
-        idx = fold_split(kept, args.test_fold, args.seed).test
+    if settings.split == "random":
+        idx = random_split(len(kept), settings.seed).test
+    elif settings.split == "fold":
+        idx = fold_split(kept, settings.test_fold, settings.seed).test
     else:
         idx = list(range(len(kept)))
     idx = sorted(idx)
@@ -325,12 +361,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     y = np.array([kept[i].label for i in idx])
     metrics = compute_metrics(y, probs)
     print(format_report(metrics))
-    warning = training_overlap(clf.card, kept, idx, args.data)
+    warning = training_overlap(clf.card, kept, idx, settings.data)
     if warning:
         print(f"realtime-sed: warning: {warning}", file=sys.stderr)
-    if args.out:
-        write_outputs(metrics, Path(args.out), f"{clf.name}, {args.split}")
-        print(f"wrote {args.out}/metrics.json and confusion.png")
+    if settings.out:
+        write_outputs(metrics, Path(settings.out), f"{clf.name}, {settings.split}")
+        print(f"wrote {settings.out}/metrics.json and confusion.png")
     return 0
 
 
@@ -363,10 +399,11 @@ def training_overlap(card: dict, clips: list, idx: list[int], data: str | Path) 
             f"card says it was trained on ({how}; e.g. {names}): these figures are not a test score")
 
 
-def run_calibrate(folds_dir: str, compare: list[str]) -> int:
+def run_calibrate(settings: CalibrateSettings) -> int:
     from train.calibrate import calibrate_cv
 
-    result = calibrate_cv(folds_dir, compare)
+    folds_dir = settings.folds_dir
+    result = calibrate_cv(folds_dir, list(settings.compare))
     print("thresholds (on): " + ", ".join(f"{k} {v:.2f}" for k, v in result["thresholds"]["on"].items()))
     pooled = result["pooled"]
     print(f"target recall, out of fold: {pooled['recall_at_0.5']:.3f} at 0.5, "

@@ -25,6 +25,7 @@ from realtime_sed.constants import WINDOW_SAMPLES
 from realtime_sed.errors import SedError
 from realtime_sed.features import logmel
 from train.data import read_metadata
+from train.settings import QuantizeSettings
 
 MAX_ACC_COST = 0.01
 CALIBRATION_CLIPS = 200
@@ -76,17 +77,17 @@ def cnn_ms(clf: OnnxClassifier, x: np.ndarray, repeats: int = 200) -> float:
     return float(np.median(times) * 1e3)
 
 
-def run_quantize(args) -> int:
-    model = resolve_model(args.model)
-    out = Path(args.out) if args.out else model.with_name(f"{model.stem}-int8.onnx")
-    clips, _ = read_metadata(args.data)
-    eval_folds = tuple(int(f) for f in args.folds.split(","))
+def run_quantize(settings: QuantizeSettings) -> int:
+    model = resolve_model(settings.model)
+    out = Path(settings.out) if settings.out else model.with_name(f"{model.stem}-int8.onnx")
+    clips, _ = read_metadata(settings.data)
+    eval_folds = tuple(int(f) for f in settings.folds.split(","))
     test = [c for c in clips if c.fold in eval_folds]
     calib_pool = [c.path for c in clips if c.fold not in eval_folds] or [c.path for c in clips]
-    calib = random.Random(args.seed).sample(calib_pool, min(args.calibration, len(calib_pool)))
+    calib = random.Random(settings.seed).sample(calib_pool, min(settings.calibration, len(calib_pool)))
     if not test:
-        raise SedError(f"no clips of folds {args.folds} in {args.data}")
-    print(f"calibrating on {len(calib)} clips outside folds {args.folds}; evaluating on {len(test)} clips")
+        raise SedError(f"no clips of folds {settings.folds} in {settings.data}")
+    print(f"calibrating on {len(calib)} clips outside folds {settings.folds}; evaluating on {len(test)} clips")
     with tempfile.TemporaryDirectory() as tmp:
         candidate = Path(tmp) / out.name
         quantize(model, candidate, calib)
@@ -108,8 +109,8 @@ def run_quantize(args) -> int:
               f"(cost {figures['acc_cost']:+.4f}, limit {MAX_ACC_COST}), top-1 agreement "
               f"{figures['top1_agreement']:.4f}; CNN on 1 thread: float {figures['cnn_ms_float']:.3f} ms, "
               f"int8 {figures['cnn_ms_int8']:.3f} ms")
-        if args.json:
-            Path(args.json).write_text(json.dumps({**figures, "shipped": ship}, indent=1))
+        if settings.json:
+            Path(settings.json).write_text(json.dumps({**figures, "shipped": ship}, indent=1))
         if not ship:
             print(f"not written: the int8 model must cost <= {MAX_ACC_COST} ACC and be faster")
             return 0
