@@ -1,0 +1,85 @@
+"""Every training recipe the results name, as a `TrainConfig` (model, data, split and run folder
+left at their defaults: an experiment sets them). The name is the one in the run folders
+(runs/MODEL-folds-NAME), in docs/foldwise/MODEL-NAME.json and in docs/results.md;
+`tests/test_recipes.py` holds each committed summary to the recipe of its name.
+
+    from train.recipes import recipe
+    cfg = recipe("shift-mix-smooth", model="convdt", out="runs/convdt-folds-shift-mix-smooth")
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from realtime_sed.errors import SedError
+from train.loop import TrainConfig
+
+PAPER = TrainConfig()  # the paper's: 200 epochs, patience 25, the lowest validation loss kept
+SHORT = {"epochs": 40, "patience": 0}  # 40 epochs, no early stop: the improved recipes' length
+
+# The ablation (docs/results.md, "Measuring each change"): each change alone on top of the base.
+ABLATION_BASE = replace(PAPER, **SHORT, keep="last")  # constant LR, no augmentation, last epoch kept
+CHANGES = {  # change name -> the fields it sets (the order names combined cells)
+    "cosine": {"schedule": "cosine"},
+    "shift": {"time_shift": True},
+    "gain": {"gain_db": 6.0},
+    "mix": {"mix_prob": 0.5},
+    "spec": {"spec_masks": 2},
+    "smooth": {"label_smoothing": 0.1},
+}
+EARLIER_RECIPE = ("cosine", "shift", "gain", "mix", "spec")  # the recipe shipped before the ablation
+SEED_CHECK = "abl-base-seed1"  # the base again with seed 1: how far the seed alone moves it
+ABLATION_FOLDS = (1, 2, 3, 10)
+
+
+def cell_name(changes: tuple[str, ...]) -> str:
+    """One name per set of changes, whatever their order: abl-base, abl-mix-smooth, ..."""
+    ordered = [c for c in CHANGES if c in changes]
+    return "abl-" + ("-".join(ordered) if ordered else "base")
+
+
+def with_changes(base: TrainConfig, changes: tuple[str, ...]) -> TrainConfig:
+    unknown = set(changes) - set(CHANGES)
+    if unknown:
+        raise SedError(f"no recipe change named {sorted(unknown)[0]} (changes: {', '.join(CHANGES)})")
+    return replace(base, **{k: v for c in CHANGES if c in changes for k, v in CHANGES[c].items()})
+
+
+def ablation_cells() -> dict[str, TrainConfig]:
+    """The ablation's grid, in the order it runs: base, its seed check, the earlier recipe, each change."""
+    cells = {cell_name(()): ABLATION_BASE, SEED_CHECK: replace(ABLATION_BASE, seed=1),
+             cell_name(EARLIER_RECIPE): with_changes(ABLATION_BASE, EARLIER_RECIPE)}
+    return cells | {cell_name((c,)): with_changes(ABLATION_BASE, (c,)) for c in CHANGES}
+
+
+_SCREENING = replace(PAPER, **SHORT, time_shift=True, gain_db=6.0, schedule="cosine")
+
+RECIPES: dict[str, TrainConfig] = {
+    "paper": PAPER,
+    # The first screening, on one test fold (docs/results.md, "Choosing the recipe, first screening").
+    "shift-gain": _SCREENING,
+    "shift-gain-mix-spec": replace(_SCREENING, mix_prob=0.5, spec_masks=2),
+    "full": replace(_SCREENING, mix_prob=0.5, spec_masks=2, label_smoothing=0.1),
+    # The earlier improved recipe, fold-wise for all four models, the last epoch kept.
+    "shift-gain-mix-spec-last": replace(_SCREENING, mix_prob=0.5, spec_masks=2, keep="last"),
+    **ablation_cells(),
+    # The ablation's chosen recipe, and the placement check of ConvDB's (with and without time shift).
+    cell_name(("mix", "smooth")): with_changes(ABLATION_BASE, ("mix", "smooth")),
+    "mix-smooth": with_changes(ABLATION_BASE, ("mix", "smooth")),
+    "shift-mix-smooth": with_changes(ABLATION_BASE, ("shift", "mix", "smooth")),
+    # Distillation from YAMNet on 8 cached views per clip, with outlier exposure (README, issue 11).
+    "kd": replace(PAPER, epochs=30, schedule="cosine", keep="last", views=8, distill=0.7, temperature=1.0,
+                  embed_weight=0.3, negatives=0.5, negative_share=0.25),
+}
+PLACEMENT = ("mix-smooth", "shift-mix-smooth")  # the placement check's pair: without and with the change
+
+
+def recipe(name: str, **fields) -> TrainConfig:
+    """The recipe of that name (an ablation cell such as abl-mix-smooth too), with `fields` set."""
+    if name in RECIPES:
+        return replace(RECIPES[name], **fields)
+    if name.startswith("abl-"):
+        changes = tuple(name.removeprefix("abl-").split("-"))
+        if cell_name(changes) == name:
+            return replace(with_changes(ABLATION_BASE, changes), **fields)
+    raise SedError(f"no recipe named {name} (recipes: {', '.join(RECIPES)})")
