@@ -298,7 +298,107 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
                        description="Export best.pt or last.pt of a run folder to ONNX with its model card.")
     p.add_argument("checkpoint", help="a .pt file inside a run folder made by `train`")
     p.add_argument("--out", default=None, help="the .onnx path (default: beside the checkpoint)")
+    _add_experiments(sub)
     return parser
+
+
+ALL_MODELS = ",".join(("convdb", "conv2d", "convdf", "convdt"))
+
+
+def _add_experiments(sub) -> None:
+    """`realtime-sed experiments ...`: the runs behind docs/results.md (train/experiments.py); the
+    options' dests and defaults are the fields of train/settings.py's experiment settings."""
+    p = sub.add_parser("experiments", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       help="the trainings, rules and pages behind docs/results.md (needs the train extra)",
+                       description="The experiments behind docs/results.md, resumable; run from the project's "
+                                   "folder (run folders go under --runs). Recipes: train/recipes.py; decision "
+                                   "rules: train/rules.py.",
+                       epilog="examples:\n  realtime-sed experiments faithful\n"
+                              "  realtime-sed experiments foldwise convdb shift-mix-smooth --folds 1,3\n"
+                              "  realtime-sed experiments ablation --workers 14 --deadline-minutes 8\n"
+                              "  realtime-sed experiments results --write")
+    ex = p.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT",
+                          help="what to run (each has its own --help)")
+    examples = {
+        "faithful": ["", " --models convdb,convdt --workers 2"],
+        "foldwise": [" convdb", " convdb shift-mix-smooth --folds 1,3 --threads 1"],
+        "ablation": [" --workers 14 --threads 1 --deadline-minutes 8.2", " --folds 10 --epochs 1 --only base,cosine"],
+        "placement": ["", " --model convdt"],
+        "final": [" runs/placement/convdb-folds-shift-mix-smooth --threads 1", " runs/convdb-folds-kd --dry-run"],
+        "ship": [" convdt --run runs/convdt-all-abl-mix-smooth --foldwise docs/foldwise/convdt-abl-mix-smooth.json "
+                 "--ablation docs/ablation.json"],
+        "reevaluate": [" runs/convdb-folds-paper runs/convdb-random"],
+        "results": ["", " --write"],
+        "demo": [" convdb", " convdb runs/convdb-all-abl-mix-smooth/convdb.onnx"],
+        "table2": ["", " --workers 2 --threads 1"],
+    }
+
+    def add(name: str, help: str):
+        lines = "\n".join(f"  realtime-sed experiments {name}{e}" for e in examples[name])
+        return ex.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
+                             formatter_class=argparse.RawDescriptionHelpFormatter, epilog="examples:\n" + lines)
+
+    def pool(q, workers: int, threads: int | None) -> None:
+        q.add_argument("--data", default=DATA_DIR, help=f"UrbanSound8K folder (default {DATA_DIR})")
+        q.add_argument("--runs", default="runs", help="folder of the run folders (default runs)")
+        q.add_argument("--workers", type=int, default=workers, help=f"trainings at a time (default {workers})")
+        q.add_argument("--threads", type=int, default=threads,
+                       help="torch CPU threads per training (default " + (f"{threads})" if threads else "torch's own)"))
+
+    def smoke(q) -> None:
+        q.add_argument("--epochs", type=int, default=None, help="replace the recipes' epoch count (smoke runs)")
+
+    q = add("faithful", "the paper's recipe and random split for each model: runs/MODEL-random")
+    q.add_argument("--models", default=ALL_MODELS, help=f"comma-separated models (default {ALL_MODELS})")
+    pool(q, 1, None)
+    smoke(q)
+    q = add("foldwise", "one model and recipe, each test fold in turn: runs/MODEL-folds-RECIPE")
+    q.add_argument("model", choices=MODEL_NAMES, help="the architecture")
+    q.add_argument("recipe", nargs="?", default="paper", help="a recipe of train/recipes.py (default paper)")
+    q.add_argument("--folds", default=None, help="only these test folds, e.g. 1,3 (default: every fold "
+                                                 "with at least 100 clips)")
+    pool(q, 1, None)
+    smoke(q)
+    q = add("ablation", "each change fold-wise on ConvDB; the kept ones for every model")
+    pool(q, 1, 1)
+    q.add_argument("--deadline-minutes", type=float, default=None,
+                   help="start no training after this, and stop the running ones (the next call resumes them)")
+    q.add_argument("--folds", default="1,2,3,10", help="test folds (default 1,2,3,10)")
+    q.add_argument("--only", default=None, help="grid cells to run, e.g. base,seed1,all,mix")
+    q.add_argument("--grid-only", action="store_true", help="stop after the decision")
+    q.add_argument("--models", default=ALL_MODELS, help="the models of the second step (the chosen recipe)")
+    smoke(q)
+    q = add("placement", "a recipe with and without time shift, fold-wise: runs/placement/")
+    q.add_argument("--model", choices=MODEL_NAMES, default="convdb", help="the architecture (default convdb)")
+    q.add_argument("--folds", default="1,2,3,10", help="test folds (default 1,2,3,10)")
+    pool(q, 2, 1)
+    smoke(q)
+    q = add("final", "a fold-wise recipe on every clip: runs/MODEL-all-RECIPE")
+    q.add_argument("cv_dir", help="a fold-wise run folder with cv.json")
+    q.add_argument("--runs", default="runs", help="folder of the run folders (default runs)")
+    q.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    q.add_argument("--dry-run", action="store_true", help="print the equivalent train command, run nothing")
+    q.add_argument("--ship", action="store_true", help="then put it into models/ (as `experiments ship`)")
+    q = add("ship", "a trained model into models/ with its card")
+    q.add_argument("model", choices=MODEL_NAMES, help="the architecture")
+    q.add_argument("--run", required=True, help="run folder with MODEL.onnx")
+    q.add_argument("--foldwise", default=None, help="cv.json summary of the same recipe")
+    q.add_argument("--ablation", default=None, help="the decision that chose the recipe (docs/ablation.json)")
+    q.add_argument("--added", default=None, help="changes added after the ablation by the placement rule, e.g. shift")
+    q.add_argument("--without", default=None,
+                   help="with --added: the fold-wise summary of the recipe without them (same folds and hardware)")
+    q.add_argument("--distilled", default=None,
+                   help="the fold-wise folder of a distilled recipe, with calibration.json")
+    q.add_argument("--current", default=None, help="with --distilled: the fold-wise summary of the recipe it replaces")
+    q.add_argument("--out", default="models", help="where the model and its card go (default models)")
+    q = add("reevaluate", "newer metrics for finished runs, without training")
+    q.add_argument("folders", nargs="+", help="run folders, or fold-wise ones (foldK/ inside)")
+    q = add("results", "the tables of README.md and docs/results.md")
+    q.add_argument("--write", action="store_true", help="collect from runs/ and rewrite the pages (default: print)")
+    q = add("demo", "models on the bundled demo, through the streaming path")
+    q.add_argument("models", nargs="*", default=["convdb"], help="model names or .onnx files (default convdb)")
+    q = add("table2", "every run behind the tables, in order, then ship and the pages")
+    pool(q, 2, 1)
 
 
 def settings_from_args(args: argparse.Namespace, defaults: Settings | None = None) -> Settings:
@@ -393,6 +493,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "export":
             return commands.run_export(settings_of(ExportSettings, args))
         return commands.run_evaluate(settings_of(EvaluateSettings, args))
+    if args.command == "experiments":
+        try:
+            from train import experiments
+        except ImportError as exc:
+            raise SedError(f"{TRAIN_HINT} ({exc})") from None
+        cls = experiments.SETTINGS[args.experiment]
+        return experiments.COMMANDS[args.experiment](settings_of(cls, args))
     settings = settings_from_args(args)
     settings.check()
     return _run_runtime(args.command, settings)

@@ -2,7 +2,7 @@
 
 Most tests are about the runtime, not the model, but they need inputs the model reacts to: a clip
 it names, a stretch in which it finds events. Those choices follow from the shipped model's
-behaviour (see `scripts/demo_check.py` and docs/results.md), so re-shipping a model means checking
+behaviour (see `realtime-sed experiments demo` and docs/results.md), so re-shipping a model means checking
 them here, changing what no longer holds, and redrawing the dashboard snapshots
 (`pytest tests/test_tui.py --snapshot-update`). Nothing else in tests/ names the model's outputs.
 """

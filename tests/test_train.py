@@ -376,9 +376,8 @@ def test_ship_puts_a_run_into_a_models_folder_with_its_foldwise_summary(trained,
     """Weights unchanged: the shipped model gives the run's probabilities."""
     shutil.copytree(trained.out, tmp_path / "convdt-folds-paper" / "fold1")
     summarize_cv(tmp_path / "convdt-folds-paper")
-    shipped = subprocess.run([sys.executable, REPO / "scripts" / "ship.py", "convdt", "--run", trained.out,
-                              "--foldwise", tmp_path / "convdt-folds-paper" / "cv.json", "--out",
-                              tmp_path / "models"], capture_output=True, text=True)
+    shipped = run_cli("experiments", "ship", "convdt", "--run", trained.out,
+                      "--foldwise", tmp_path / "convdt-folds-paper" / "cv.json", "--out", tmp_path / "models")
     assert shipped.returncode == 0, shipped.stderr
     clf = OnnxClassifier(str(tmp_path / "models" / "convdt.onnx"))
     assert clf.card["foldwise"]["acc_mean"] == pytest.approx(trained.metrics["acc"])
@@ -407,27 +406,6 @@ def test_random_placement_moves_only_short_clips_and_keeps_their_content():
     assert len({int(np.argmax(m[:, 0] == 0)) for m in many}) > 10  # spread over the window
 
 
-def test_ablation_keeps_a_change_only_above_the_seed_difference_on_most_folds():
-    sys.path.insert(0, str(REPO / "scripts"))
-    from ablation import SEED_CHECK, cell_flags, cell_name, decide
-
-    def summary(*accs):
-        return {"acc_mean": float(np.mean(accs)), "folds": {f: {"acc": a} for f, a in zip((1, 2, 3, 10), accs)}}
-
-    results = {cell_name(()): summary(0.40, 0.50, 0.40, 0.50),
-               SEED_CHECK: summary(0.42, 0.50, 0.40, 0.52),                  # seeds differ by 0.01
-               cell_name(("mix",)): summary(0.45, 0.55, 0.39, 0.55),         # +0.035, 3 folds: kept
-               cell_name(("gain",)): summary(0.50, 0.49, 0.39, 0.49),        # +0.0175, 1 fold: not
-               cell_name(("spec",)): summary(0.405, 0.505, 0.405, 0.505)}    # all 4, +0.005: not
-    decision = decide(results, [1, 2, 3, 10])
-    assert decision["seed_difference"] == pytest.approx(0.01)
-    assert decision["kept"] == ["mix"] and decision["chosen_cell"] == "abl-mix"
-    assert decision["changes"]["gain"]["folds_better"] == 1 and not decision["changes"]["gain"]["kept"]
-    assert cell_flags(("smooth", "mix")) == ["--patience", "0", "--keep", "last", "--mix-prob", "0.5",
-                                             "--label-smoothing", "0.1"]
-    assert cell_name(("smooth", "mix")) == "abl-mix-smooth"  # one name whatever the order
-
-
 def test_cv_folds_must_be_folds_with_enough_clips(tiny_dataset, tmp_path):
     result = run_cli("train", "--cv", "--folds", "1", "--data", tiny_dataset, "--out", tmp_path / "cv",
                      "--cache-dir", tmp_path / "cache", "--quiet")
@@ -442,21 +420,20 @@ def test_the_shared_dataset_reads_completely():
     assert cv_folds(clips) == [1, 2, 3, 10]
 
 
-def test_final_command_repeats_the_recipe_on_all_clips_for_the_folds_median_best_epoch(tmp_path):
-    sys.path.insert(0, str(REPO / "scripts"))
-    from final import final_command
-
-    from realtime_sed.cli import build_parser
+def test_final_config_repeats_the_recipe_on_all_clips_for_the_folds_median_best_epoch(tmp_path):
+    from realtime_sed.cli import build_parser, train_settings_from_args
+    from train.experiments import Job, final_config
     from train.loop import TrainConfig
 
     config = {**TrainConfig(model="convdf", time_shift=True, mix_prob=0.5, schedule="cosine").__dict__}
     summary = {"model": "convdf", "recipe_name": "shift-mix", "best_epoch_median": 31.5, "config": config}
     (tmp_path / "cv.json").write_text(json.dumps(summary))
-    command, out = final_command(tmp_path, threads=1)
+    cfg = final_config(tmp_path, threads=1)
+    assert cfg == replace(TrainConfig(**config), train_on_all=True, epochs=32, out="runs/convdf-all-shift-mix",
+                          threads=1)
+    command = Job(cfg).command().split()  # what its card records
     assert command[:2] == ["realtime-sed", "train"] and "--train-on-all" in command
-    assert command[command.index("--epochs") + 1] == "32" and str(out) == "runs/convdf-all-shift-mix"
-    assert "--time-shift" in command and command[command.index("--mix-prob") + 1] == "0.5"
-    assert command[command.index("--schedule") + 1] == "cosine"
+    assert command[command.index("--epochs") + 1] == "32" and "--time-shift" in command
     assert "--gain-db" not in command and "--spec-masks" not in command and "--label-smoothing" not in command
-    args = build_parser().parse_args(command[1:])  # every flag is one `train` knows
-    assert args.train_on_all and args.epochs == 32 and args.mix_prob == 0.5 and args.threads == 1
+    parsed, run = train_settings_from_args(build_parser().parse_args([*command[1:], "--cache-dir", cfg.cache_dir]))
+    assert parsed == cfg and run.quiet and not run.cv  # every flag is one `train` knows, and means the same

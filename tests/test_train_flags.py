@@ -12,6 +12,7 @@ import pytest
 from realtime_sed.cli import build_parser, settings_of, train_settings_from_args
 from train.commands import resolve_config, train_command
 from train.loop import TrainConfig
+from train.experiments import SETTINGS as EXPERIMENTS
 from train.settings import CalibrateSettings, EvaluateSettings, ExportSettings, QuantizeSettings, TrainRun
 
 # how to run, not what: TrainRun's fields (but `given`, which the parsed options fill)
@@ -79,6 +80,18 @@ def test_a_recorded_train_command_parses_back_to_its_config_and_run(tmp_path):
 def test_each_option_of_a_training_command_is_a_settings_field_with_its_default(command, cls):
     dests = {a.dest: a for a in subparser(command)._actions if a.dest != "help"}
     assert set(dests) == {f.name for f in fields(cls)}, command
+    for f in fields(cls):
+        if f.default is not MISSING:
+            default = dests[f.name].default
+            assert (tuple(default) if isinstance(default, list) else default) == f.default, f.name
+
+
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_each_option_of_an_experiment_is_a_settings_field_with_its_default(name):
+    action = next(a for a in subparser("experiments")._actions if isinstance(a, argparse._SubParsersAction))
+    dests = {a.dest: a for a in action.choices[name]._actions if a.dest != "help"}
+    cls = EXPERIMENTS[name]
+    assert set(dests) == {f.name for f in fields(cls)}, name
     for f in fields(cls):
         if f.default is not MISSING:
             default = dests[f.name].default

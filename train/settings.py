@@ -58,3 +58,114 @@ class QuantizeSettings:
     calibration: int = 200  # most calibration clips
     seed: int = 0  # seed of the calibration sample
     json: str | None = None  # also write the figures here
+
+
+# `realtime-sed experiments ...` (train/experiments.py): the runs behind docs/results.md. Run folders
+# are under `runs`, relative to the current folder like `train --out`; trainings run in `workers`
+# processes of `threads` torch threads each; `epochs` replaces the recipe's epoch count (smoke runs).
+ALL_MODELS = "convdb,conv2d,convdf,convdt"
+
+
+@dataclass(frozen=True)
+class FaithfulSettings:
+    """The paper's recipe and random 80/10/10 split, seed 0, for each model: runs/MODEL-random."""
+
+    models: str = ALL_MODELS
+    data: str = DATA_DIR
+    runs: str = "runs"
+    workers: int = 1
+    threads: int | None = None
+    epochs: int | None = None
+
+
+@dataclass(frozen=True)
+class FoldwiseSettings:
+    """One model and recipe, each test fold in turn: runs/MODEL-folds-RECIPE."""
+
+    model: str
+    recipe: str = "paper"
+    folds: str | None = None  # default: every fold with at least 100 clips
+    data: str = DATA_DIR
+    runs: str = "runs"
+    workers: int = 1
+    threads: int | None = None
+    epochs: int | None = None
+
+
+@dataclass(frozen=True)
+class AblationSettings:
+    """Each change alone on top of the base, fold-wise on ConvDB; the rule's kept changes then for
+    every model, fold-wise and on all clips (train/recipes.py, train/rules.py)."""
+
+    workers: int = 1
+    threads: int | None = 1
+    deadline_minutes: float | None = None  # start no run after this, and stop the running ones (they resume)
+    folds: str = "1,2,3,10"
+    epochs: int | None = None
+    only: str | None = None  # grid cells to run, e.g. "base,seed1,mix" (base, seed1, all, or a change)
+    grid_only: bool = False  # stop after the decision
+    models: str = ALL_MODELS  # the models of the second step
+    data: str = DATA_DIR
+    runs: str = "runs"
+
+
+@dataclass(frozen=True)
+class PlacementSettings:
+    """A recipe with and without time shift (recipes.PLACEMENT), fold-wise: runs/placement/."""
+
+    model: str = "convdb"
+    folds: str = "1,2,3,10"
+    data: str = DATA_DIR
+    runs: str = "runs"
+    workers: int = 2
+    threads: int | None = 1
+    epochs: int | None = None
+
+
+@dataclass(frozen=True)
+class FinalSettings:
+    """A fold-wise recipe on every clip for the median of its folds' kept epochs: runs/MODEL-all-RECIPE."""
+
+    cv_dir: str
+    runs: str = "runs"
+    threads: int | None = None
+    dry_run: bool = False  # print the equivalent `realtime-sed train` command, run nothing
+    ship: bool = False  # then put it into models/
+
+
+@dataclass(frozen=True)
+class ShipSettings:
+    model: str
+    run: str  # run folder with MODEL.onnx
+    foldwise: str | None = None  # cv.json summary of the same recipe
+    ablation: str | None = None  # the decision that chose the recipe
+    added: str | None = None  # changes added after the ablation by the placement rule, e.g. "shift"
+    without: str | None = None  # with added: the fold-wise summary of the recipe without them
+    distilled: str | None = None  # the fold-wise folder of a distilled recipe, with calibration.json
+    current: str | None = None  # with distilled: the fold-wise summary of the recipe it replaces
+    out: str = "models"
+
+
+@dataclass(frozen=True)
+class ReevaluateSettings:
+    folders: tuple[str, ...]  # run folders, or cross-validation folders (foldK/ inside)
+
+
+@dataclass(frozen=True)
+class ResultsSettings:
+    write: bool = False  # collect from runs/ and rewrite README.md's tables and docs/results.md
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    models: tuple[str, ...] = ("convdb",)
+
+
+@dataclass(frozen=True)
+class Table2Settings:
+    """Every run behind the results tables, in order, then the shipped models and the pages."""
+
+    data: str = DATA_DIR
+    runs: str = "runs"
+    workers: int = 2
+    threads: int | None = 1

@@ -4,27 +4,27 @@ share of windows centred in it whose top class is right; then the events logged,
 overlap a reference segment of their class, and how many segments got such an event.
 
 The demo is cut from clips every shipped model trained on, so this checks behaviour before shipping
-(scripts/final.py), not accuracy on unseen audio: the fold-wise tables in docs/results.md do that.
+(`realtime-sed experiments final`), not accuracy on unseen audio: the fold-wise tables in
+docs/results.md do that.
 
-    python scripts/demo_check.py convdb runs/convdb-all-shift-gain-mix-spec-last/convdb.onnx
+    realtime-sed experiments demo convdb runs/convdb-all-shift-gain-mix-spec-last/convdb.onnx
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 
 from realtime_sed.audio import load_audio
 from realtime_sed.classifier import OnnxClassifier
-from realtime_sed.constants import CLASSES
+from realtime_sed.constants import CLASSES, DEMO_FILE
 from realtime_sed.events import DetectorConfig
 from realtime_sed.stream import DetectionStream, WindowResult
+from realtime_sed.windows import DEFAULT_HOP_SECONDS
 
-ROOT = Path(__file__).resolve().parent.parent
-DEMO, REFERENCE = ROOT / "demo" / "urban-demo.ogg", ROOT / "demo" / "urban-demo.tsv"
+DEMO, REFERENCE = DEMO_FILE, DEMO_FILE.with_suffix(".tsv")
 BLOCK = 2048
+HOP = DEFAULT_HOP_SECONDS  # as `listen`
 
 
 def reference() -> list[tuple[float, float, str]]:
@@ -34,7 +34,7 @@ def reference() -> list[tuple[float, float, str]]:
 
 def check(model: str) -> dict:
     clf = OnnxClassifier(model)
-    stream = DetectionStream(clf, 0.5, DetectorConfig.from_card(clf.thresholds))
+    stream = DetectionStream(clf, HOP, DetectorConfig.from_card(clf.thresholds))
     windows: list[WindowResult] = []
     audio = load_audio(DEMO)
     stream.run((audio[i : i + BLOCK] for i in range(0, len(audio), BLOCK)), on_window=windows.append)
@@ -60,15 +60,11 @@ def check(model: str) -> dict:
     }
 
 
-def main(models: list[str]) -> int:
-    for model in models:
+def run_demo(models: tuple[str, ...]) -> int:
+    for model in models or ("convdb",):
         r = check(model)
         print(f"{model}: window top-1 {r['window_top1']:.3f}; events {r['events']}, "
               f"{r['events_matching']} on a segment of their class; segments found "
               f"{r['segments_found']}/{r['segments']}")
         print("  " + ", ".join(f"{k} {v:.2f}" for k, v in r["per_segment"].items()))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:] or ["convdb"]))

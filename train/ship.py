@@ -1,32 +1,28 @@
 """Ships a trained model into models/: its ONNX file, unchanged weights, with a card that gathers
 everything known about the architecture: how this model was trained, the fold-wise accuracy of its
-recipe, and the faithful random-split metrics of the same architecture.
+recipe, and the faithful random-split metrics of the same architecture (`realtime-sed experiments
+ship`, see README).
 
-    python scripts/ship.py convdb --run runs/convdb-all-full --foldwise docs/foldwise/convdb-full.json
-    python scripts/ship.py convdt --run runs/convdt-random --foldwise docs/foldwise/convdt-paper.json
-    python scripts/ship.py convdb --run runs/convdb-all-abl-mix-smooth \
-        --foldwise docs/foldwise/convdb-abl-mix-smooth.json --ablation docs/ablation.json
-
-`--run` is a run folder made by `realtime-sed train` (it holds MODEL.onnx and MODEL.json);
-`--foldwise` a cross-validation summary (cv.json, copied into docs/foldwise/ by results.py) of the
-same recipe. The card also takes the faithful card docs/faithful/MODEL.json and, for a model of
-another recipe, the paper recipe's fold-wise summary docs/foldwise/MODEL-paper.json, so that one
-card compares the three. Needs onnx, not torch.
+`run` is a run folder made by `realtime-sed train` (it holds MODEL.onnx and MODEL.json);
+`foldwise` a cross-validation summary (cv.json, copied into docs/foldwise/ by `experiments
+results --write`) of the same recipe. The card also takes the faithful card docs/faithful/MODEL.json
+and, for a model of another recipe, the paper recipe's fold-wise summary docs/foldwise/MODEL-paper.json,
+so that one card compares the three. The rules that may refuse a model are in train/rules.py.
+Needs onnx, not torch.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
 
 from realtime_sed.constants import CARD_METADATA_KEY
+from realtime_sed.errors import SedError
+from train import rules
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent  # the project: docs/, models/, runs/
 
 
 def foldwise_section(summary: dict) -> dict:
@@ -58,19 +54,13 @@ def faithful_section(card: dict) -> dict:
 
 
 def ablation_section(decision: dict) -> dict:
-    """How the recipe was chosen (scripts/ablation.py): each change's fold-wise gain over the base."""
-    return {"how": "each change alone on top of the base recipe, fold-wise, ConvDB (scripts/ablation.py)",
+    """How the recipe was chosen (train/experiments.py): each change's fold-wise gain over the base."""
+    return {"how": "each change alone on top of the base recipe, fold-wise, ConvDB (realtime-sed experiments ablation)",
             "rule": decision["rule"], "base_acc_mean": decision["base_acc_mean"],
             "seed_difference": decision["seed_difference"],
             "changes": {k: {key: v[key] for key in ("gain", "folds_better", "kept")}
                         for k, v in decision["changes"].items()},
             "kept": decision["kept"], "details": "docs/results.md#measuring-each-change"}
-
-
-PLACEMENT_RULE = ("a change is added after the ablation when, over the same four test folds on the same "
-                  "hardware, it raises the mean accuracy with short test clips placed at random in the "
-                  "window by more than the ablation's seed difference, and lowers the plain mean accuracy "
-                  "by no more than that")
 
 
 def placement_section(added: list[str], with_it: dict, without: dict, seed_difference: float) -> dict:
@@ -82,20 +72,13 @@ def placement_section(added: list[str], with_it: dict, without: dict, seed_diffe
                 "folds": {k: {"acc": v["acc"], "acc_random_placement": v["acc_random_placement"],
                               "device": v.get("device")} for k, v in s["folds"].items()}}
 
-    gain_placed = with_it["acc_random_placement_mean"] - without["acc_random_placement_mean"]
-    gain_plain = with_it["acc_mean"] - without["acc_mean"]
-    devices = [{v.get("device") for v in s["folds"].values()} for s in (with_it, without)]
-    if len(with_it["folds"]) != 4 or set(with_it["folds"]) != set(without["folds"]) or devices[0] != devices[1]:
-        raise SystemExit("the placement check needs both recipes on the same four test folds and hardware")
-    if not (gain_placed > seed_difference and gain_plain >= -seed_difference):
-        raise SystemExit(f"adding {', '.join(added)} does not pass the placement rule "
-                         f"(placed {gain_placed:+.3f}, plain {gain_plain:+.3f}, seed difference {seed_difference:.3f})")
-    return {"changes": added, "rule": PLACEMENT_RULE, "gain_random_placement": gain_placed,
-            "gain_plain": gain_plain, "with": short(with_it), "without": short(without)}
-
-
-SHIP_RULE = ("the new recipe ships when its fold-wise mean ACC beats the current recipe's by more than "
-             "the ablation's seed difference, with at least 3 of the 4 test folds better")
+    verdict = rules.placement(with_it, without, seed_difference)
+    if not verdict.passes:
+        raise SedError(f"adding {', '.join(added)} does not pass the placement rule (placed "
+                       f"{verdict.gain_random_placement:+.3f}, plain {verdict.gain_plain:+.3f}, seed difference "
+                       f"{seed_difference:.3f})")
+    return {"changes": added, "rule": rules.PLACEMENT_RULE, "gain_random_placement": verdict.gain_random_placement,
+            "gain_plain": verdict.gain_plain, "with": short(with_it), "without": short(without)}
 
 
 def distilled_sections(card: dict, foldwise: dict, current: dict, folds_dir: Path,
@@ -104,11 +87,11 @@ def distilled_sections(card: dict, foldwise: dict, current: dict, folds_dir: Pat
     negative-data settings, the calibrated thresholds and how they were chosen, the false alarms,
     and the fold-wise comparison with the recipe it replaces (the rule refuses a change in the noise)."""
     calibration = json.loads((folds_dir / "calibration.json").read_text())
-    gain = foldwise["acc_mean"] - current["acc_mean"]
-    better = sum(foldwise["folds"][k]["acc"] > current["folds"][k]["acc"] for k in foldwise["folds"])
-    if not (gain > seed_difference and better >= 3):
-        raise SystemExit(f"the new recipe does not pass the ship rule: {gain:+.3f} mean ACC, "
-                         f"{better} of {len(foldwise['folds'])} folds better (seed difference {seed_difference:.3f})")
+    comparison, passes = rules.ship(foldwise, current, seed_difference)
+    gain, better = comparison.gain, comparison.folds_better
+    if not passes:
+        raise SedError(f"the new recipe does not pass the ship rule: {gain:+.3f} mean ACC, "
+                       f"{better} of {comparison.folds} folds better (seed difference {seed_difference:.3f})")
     config = card["training"]["config"]
     teacher_folds = {}
     for k in foldwise["folds"]:
@@ -138,7 +121,7 @@ def distilled_sections(card: dict, foldwise: dict, current: dict, folds_dir: Pat
                         "folds": calibration["folds"],
                         "command": f"realtime-sed calibrate {run_name(folds_dir)}"},
         "foldwise_current_recipe": foldwise_section(current),
-        "ship_rule": {"rule": SHIP_RULE, "gain": gain, "folds_better": int(better),
+        "ship_rule": {"rule": rules.SHIP_RULE, "gain": gain, "folds_better": int(better),
                       "seed_difference": seed_difference},
     }
 
@@ -146,6 +129,8 @@ def distilled_sections(card: dict, foldwise: dict, current: dict, folds_dir: Pat
 def ship(model: str, run: Path, foldwise: Path | None, out_dir: Path, ablation: Path | None = None,
          added: list[str] | None = None, without: Path | None = None, distilled: Path | None = None,
          current: Path | None = None) -> Path:
+    import onnx
+
     proto = onnx.load(str(run / f"{model}.onnx"))
     meta = {p.key: p.value for p in proto.metadata_props}
     card = json.loads(meta[CARD_METADATA_KEY])
@@ -155,7 +140,7 @@ def ship(model: str, run: Path, foldwise: Path | None, out_dir: Path, ablation: 
     if foldwise:
         summary = json.loads(foldwise.read_text())
         if summary["model"] != model:
-            raise SystemExit(f"{foldwise}: a summary of {summary['model']}, not {model}")
+            raise SedError(f"{foldwise}: a summary of {summary['model']}, not {model}")
         card["foldwise"] = foldwise_section(summary)
     paper_path = ROOT / "docs" / "foldwise" / f"{model}-paper.json"
     paper = json.loads(paper_path.read_text()) if paper_path.exists() else None
@@ -175,7 +160,7 @@ def ship(model: str, run: Path, foldwise: Path | None, out_dir: Path, ablation: 
     exported_later = "--no-onnx" in card["command"].split()
     card["commands"] = {"this_model": card["command"],
                         **({"export": f"realtime-sed export {run_name(run)}/best.pt"} if exported_later else {}),
-                        **({"recipe_choice": "python scripts/ablation.py"} if ablation else {}),
+                        **({"recipe_choice": "realtime-sed experiments ablation"} if ablation else {}),
                         **({"foldwise": card["foldwise"]["commands"]} if foldwise else {}),
                         **({"faithful": card["faithful_random_split"]["command"]}
                            if "faithful_random_split" in card else {})}
@@ -192,32 +177,3 @@ def ship(model: str, run: Path, foldwise: Path | None, out_dir: Path, ablation: 
 def run_name(run: Path) -> str:
     run = run.resolve()
     return str(run.relative_to(ROOT)) if run.is_relative_to(ROOT) else str(run)
-
-
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", choices=("conv2d", "convdf", "convdt", "convdb"))
-    parser.add_argument("--run", type=Path, required=True, help="run folder with MODEL.onnx")
-    parser.add_argument("--foldwise", type=Path, help="cv.json summary of the same recipe")
-    parser.add_argument("--ablation", type=Path, help="the decision that chose the recipe (runs/ablation.json)")
-    parser.add_argument("--added", help="changes added after the ablation by the placement rule, e.g. shift")
-    parser.add_argument("--without", type=Path,
-                        help="with --added: the fold-wise summary of the recipe without them (same folds, "
-                             "same hardware)")
-    parser.add_argument("--distilled", type=Path,
-                        help="the fold-wise folder of a distilled recipe, with calibration.json (train.calibrate)")
-    parser.add_argument("--current", type=Path,
-                        help="with --distilled: the fold-wise summary of the recipe it replaces")
-    parser.add_argument("--out", type=Path, default=ROOT / "models")
-    args = parser.parse_args(argv)
-    if args.distilled and not (args.current and args.foldwise):
-        parser.error("--distilled needs --foldwise and --current")
-    if args.added and not (args.ablation and args.without and args.foldwise):
-        parser.error("--added needs --ablation, --foldwise and --without")
-    added = args.added.split(",") if args.added else None
-    print(f"shipped {ship(args.model, args.run, args.foldwise, args.out, args.ablation, added, args.without, args.distilled, args.current)}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -1,30 +1,36 @@
-"""Writes the results tables into README.md and docs/results.md. Every number comes from a file
-that `realtime-sed train` wrote; none is typed in by hand.
+"""Writes the results tables into README.md and docs/results.md (`realtime-sed experiments results`).
+Every figure comes from a file that `realtime-sed train` or the experiments wrote; none is typed in
+by hand, except the paper's own (PAPER, PAPER_TEST_CLIPS) and the size of the full dataset.
 
 Sources, committed under docs/ so the tables can be rebuilt without the run folders:
   docs/faithful/MODEL.json         the faithful run's card (paper recipe, random 80/10/10 split)
   docs/foldwise/MODEL-RECIPE.json  a fold-wise cross-validation summary (cv.json of a run folder)
   docs/screening/MODEL-RECIPE.json recipe screening runs on one test fold (runs/screening/)
-  docs/ablation.json               each recipe change measured fold-wise (scripts/ablation.py)
+  docs/ablation.json               each recipe change measured fold-wise (experiments ablation),
+                                   with the pool it ran in (workers, threads, device)
   docs/calibration/MODEL-RECIPE.json  thresholds and false alarms of a distilled recipe (realtime-sed calibrate)
-  models/MODEL.json                the shipped model's card (made by scripts/ship.py)
+  models/MODEL.json                the shipped model's card (made by experiments ship)
 With --write, finished runs in runs/ are first copied there (runs/MODEL-random/MODEL.json,
 runs/MODEL-folds-RECIPE/cv.json), with their figures into docs/figures/.
 
-    python scripts/results.py            # print the tables
-    python scripts/results.py --write    # collect from runs/, update README.md and docs/results.md
+    realtime-sed experiments results            # print the tables
+    realtime-sed experiments results --write    # collect from runs/, update README.md and docs/results.md
 """
 
+from __future__ import annotations
+
 import json
+import math
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent  # the project: docs/, models/, runs/, README.md
 DOCS = ROOT / "docs"
-PAPER = {  # Table 2 of the paper: ACC, macro P, R, F1 on 874 test clips of the full dataset
+URBANSOUND8K_CLIPS = 8732  # the full dataset (its metadata lists 8,732 clips); we have a part of it
+PAPER_TEST_CLIPS = 874  # the paper's test part of the full dataset
+PAPER = {  # Table 2 of the paper: ACC, macro P, R, F1 on PAPER_TEST_CLIPS test clips of the full dataset
     "conv2d": (0.847, 0.874, 0.858, 0.857),
     "convdf": (0.882, 0.897, 0.889, 0.888),
     "convdt": (0.891, 0.906, 0.897, 0.896),
@@ -82,11 +88,20 @@ def faithful_table() -> str:
                     f"{m['precision_macro']:.3f} | {m['recall_macro']:.3f} | {m['f1_macro']:.3f} | {paper} | "
                     f"{t['best_epoch']} / {t['epochs_run']} | {t['seconds_per_epoch_median']:.0f} |")
     n = {c["metrics"]["test"]["n"] for c in found.values()}
-    note = (f"**Faithful reproduction**: the paper's recipe and random 80/10/10 split (seed 0) of the 2,625 "
-            f"clips we have (30% of UrbanSound8K): **{', '.join(map(str, sorted(n))) or '~263'} test clips**, "
-            "against the paper's 874 on the full set. The random split lets slices of one recording fall on "
-            "both sides, which inflates these scores (the dataset authors warn against it).")
+    note = (f"**Faithful reproduction**: the paper's recipe and random 80/10/10 split (seed 0) of the "
+            f"{dataset_clips(found.values())}: **{', '.join(map(str, sorted(n))) or 'no'} test clips**, "
+            f"against the paper's {PAPER_TEST_CLIPS} on the full set. The random split lets slices of one "
+            "recording fall on both sides, which inflates these scores (the dataset authors warn against it).")
     return note + "\n\n" + "\n".join(rows)
+
+
+def dataset_clips(cards) -> str:
+    """'2,625 clips we have (30% of UrbanSound8K)', from the cards' clip counts."""
+    clips = sorted({c["training"]["clips"] for c in cards})
+    if not clips:
+        return "clips we have"
+    return (f"{' / '.join(f'{n:,}' for n in clips)} clips we have "
+            f"({100 * clips[0] / URBANSOUND8K_CLIPS:.0f}% of UrbanSound8K)")
 
 
 def side_by_side_table() -> str:
@@ -114,7 +129,8 @@ def side_by_side_table() -> str:
             f"{mean_std(paper) + folds_note(paper) if paper else 'not yet'} | {gap} | "
             f"{best['recipe'] if best else 'not yet'} | "
             f"{mean_std(best) + folds_note(best) if best else 'not yet'} | {shipped_txt} |")
-    return ("**Faithful vs improved**, fold-wise: test on one whole fold (1, 2, 3, 10 in turn), train on "
+    test_folds = ", ".join(sorted({f for s in folds.values() for f in s["folds"]}, key=int))
+    return (f"**Faithful vs improved**, fold-wise: test on one whole fold ({test_folds} in turn), train on "
             "the others plus the scattered clips of folds 4-9. The gap is how much the random split "
             "flatters the faithful recipe.\n\n" + "\n".join(rows))
 
@@ -149,11 +165,36 @@ def foldwise_table(all_recipes: bool = True) -> str:
             "the last epoch's ACC shows what keeping the last epoch instead would have scored. The dataset's "
             "clips all start with the window; a live stream puts sounds anywhere in it, so the next column "
             "moves each test clip shorter than 4 s to a random place in the window (seeded; "
-            "`train.data.place_randomly`). The GPU runs' fold checkpoints did not come back from the lent "
-            "machine, so they lack it. CPU runs "
-            "took one thread each, two at a time on 2 cores; GPU runs shared one H200, 14 at a time."
+            "`train.data.place_randomly`)." + unplaced_note() + " " + pool_note()
             + ("" if all_recipes else " The ablation's other cells are in docs/results.md.")
             + "\n\n" + "\n".join(rows))
+
+
+def unplaced_note() -> str:
+    gpu_unplaced = [s for s in foldwise_summaries().values()
+                    if s.get("acc_random_placement_mean") is None and trained_on(s) == "GPU"]
+    return (" The GPU runs' fold checkpoints did not come back from the lent machine, so they lack it."
+            if gpu_unplaced else "")
+
+
+def threads_of(command: str) -> int | None:
+    words = command.split()
+    return int(words[words.index("--threads") + 1]) if "--threads" in words else None
+
+
+def pool_note() -> str:
+    """How the fold-wise runs shared their machines: threads from each fold's command, and the
+    GPU pool from the ablation's record of it."""
+    threads = {threads_of(v["command"]) for s in foldwise_summaries().values() for v in s["folds"].values()
+               if v.get("device") == "cpu"} - {None}
+    parts = []
+    if len(threads) == 1:
+        n = threads.pop()
+        parts.append(f"CPU runs took {n} thread{'s' if n > 1 else ''} each")
+    pool = (load(DOCS / "ablation.json") or {}).get("pool")
+    if pool and pool.get("device_name"):
+        parts.append(f"GPU runs shared one {pool['device_name']}, {pool['workers']} at a time")
+    return ("; ".join(parts) + ".") if parts else ""
 
 
 def training_time(s: dict) -> str:
@@ -165,25 +206,29 @@ def ablation_table() -> str:
     """Each change alone on top of the base recipe, fold-wise, and whether the rule kept it."""
     decision = load(DOCS / "ablation.json")
     if not decision:
-        return "Not run yet: `python scripts/ablation.py`."
+        return "Not run yet: `realtime-sed experiments ablation`."
     found = {recipe: s for (key, recipe), s in foldwise_summaries().items() if key == "convdb"}
     base = found["abl-base"]
     rows = ["| cell | recipe | ACC mean ± std | fold 1 | fold 2 | fold 3 | fold 10 | gain over base | "
             "folds better | kept |", "|---|---|---|---|---|---|---|---|---|---|"]
     cells = sorted((r for r in found if r.startswith("abl-")),
                    key=lambda r: (r != "abl-base", r != "abl-base-seed1", r.count("-"), r))
+    folds = list(base["folds"])
+    rows[0] = ("| cell | recipe | ACC mean ± std | " + " | ".join(f"fold {f}" for f in folds)
+               + " | gain over base | folds better | kept |")
+    rows[1] = "|" + "---|" * (len(folds) + 6)
     for cell in cells:
         s = found[cell]
-        per_fold = " | ".join(f"{s['folds'][f]['acc']:.3f}" for f in ("1", "2", "3", "10"))
+        per_fold = " | ".join(f"{s['folds'][f]['acc']:.3f}" for f in folds)
         change = cell.removeprefix("abl-")
         verdict = decision["changes"].get(change, {})
         better = sum(s["folds"][f]["acc"] > base["folds"][f]["acc"] for f in base["folds"])
         kept = ("yes" if verdict.get("kept") else "no") if verdict else ""
         recipe = s["recipe"] + (f", seed {s['config']['seed']}" if s["config"]["seed"] else "")
         rows.append(f"| {cell} | {recipe} | {mean_std(s)} | {per_fold} | "
-                    f"{s['acc_mean'] - base['acc_mean']:+.3f} | {better} of 4 | {kept} |")
+                    f"{s['acc_mean'] - base['acc_mean']:+.3f} | {better} of {len(folds)} | {kept} |")
     return (f"**Measuring each change** (ConvDB, fold-wise, one run per fold, all on the {trained_on(base)}): each change "
-            f"alone on top of the base recipe (constant LR, no augmentation, 40 epochs, last epoch kept). "
+            f"alone on top of the base recipe ({recipe_in_words(base['config'])}). "
             f"Rule, fixed before the runs: {decision['rule']}. The seed difference was "
             f"{decision['seed_difference']:.3f}; kept: **{', '.join(decision['kept']) or 'nothing'}**, "
             f"so the ablation's recipe is `{decision['chosen_cell']}`. The kept changes' fold-wise scores were "
@@ -191,21 +236,36 @@ def ablation_table() -> str:
             + "\n".join(rows))
 
 
+def recipe_in_words(config: dict) -> str:
+    """'constant LR, no augmentation, 40 epochs, last epoch kept', from a summary's config."""
+    augmented = (config["time_shift"] or config["gain_db"] or config["mix_prob"] or config["spec_masks"]
+                 or config["label_smoothing"])
+    return (f"{config['schedule']} LR, {'augmented' if augmented else 'no augmentation'}, {config['epochs']} "
+            f"epochs, {'last epoch' if config['keep'] == 'last' else 'lowest validation loss'} kept")
+
+
 def screening_table() -> str:
     rows = ["| model | recipe | test fold | ACC | F1 macro | best epoch / run |", "|---|---|---|---|---|---|"]
-    for (key, recipe), s in sorted(foldwise_summaries("screening").items(),
+    screening = foldwise_summaries("screening")
+    for (key, recipe), s in sorted(screening.items(),
                                    key=lambda kv: kv[1]["recipe"].count(",")):  # fewest changes first
         for fold, v in s["folds"].items():
             rows.append(f"| {NAMES[key]} | {recipe}: {s['recipe']} | {fold} | {v['acc']:.3f} | "
                         f"{v['f1_macro']:.3f} | {v['best_epoch']} / {v['epochs_run']} |")
-    return ("**Recipe screening** (one test fold, 437 clips, so ± 0.024 is one standard error; validation "
+    clips = sorted({v["test_clips"] for s in screening.values() for v in s["folds"].values()})
+    folds = sorted({f for s in screening.values() for f in s["folds"]})
+    # one standard error of an accuracy near 0.5 (its largest) on that many clips
+    size = (f"{'one test fold' if len(folds) == 1 else f'{len(folds)} test folds'}, "
+            f"{' / '.join(map(str, clips))} clips, so ± {math.sqrt(0.25 / clips[0]):.3f} is one standard error"
+            if clips else "no runs yet")
+    return (f"**Recipe screening** ({size}; validation "
             "was then 10% of the training recordings drawn over all classes, the rule that failed on "
             "fold 1, see below). Each row adds to the one above it except the last, which adds label "
             "smoothing to the best.\n\n" + "\n".join(rows))
 
 
 def placement_table(shipped: dict) -> str:
-    """The check that added a change after the ablation (scripts/ship.py --added), from the card."""
+    """The check that added a change after the ablation (experiments ship --added), from the card."""
     parts = []
     for key, card in shipped.items():
         added = card.get("recipe_choice", {}).get("added_after_ablation")
@@ -227,19 +287,21 @@ def placement_table(shipped: dict) -> str:
 
 
 def demo_table(shipped: dict) -> str:
-    """Behaviour on the bundled demo through the streaming path (scripts/demo_check.py)."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from demo_check import check
+    """Behaviour on the bundled demo through the streaming path (train/democheck.py)."""
+    from train.democheck import HOP, check
 
     rows = ["| model | windows with the right top class | events | of them on a segment of their class | "
             "segments with an event of their class | weakest segments |", "|---|---|---|---|---|---|"]
+    segments = set()
     for key in shipped:
         r = check(key)
+        segments.add(r["segments"])
         weakest = ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["per_segment"].items(), key=lambda kv: kv[1])[:3])
         rows.append(f"| {NAMES[key]} | {r['window_top1']:.3f} | {r['events']} | {r['events_matching']} | "
                     f"{r['segments_found']} / {r['segments']} | {weakest} |")
-    return ("`python scripts/demo_check.py MODEL`: the demo's ten reference segments through the same "
-            "streaming path as `listen` (0.5 s hop, the card's thresholds). The demo is cut from clips the "
+    return (f"`realtime-sed experiments demo MODEL`: the demo's {' / '.join(map(str, sorted(segments)))} "
+            f"reference segments through the same streaming path as `listen` ({HOP:g} s hop, the card's "
+            "thresholds). The demo is cut from clips the "
             "models trained on, so this shows behaviour, not accuracy on unseen audio.\n\n" + "\n".join(rows))
 
 
@@ -270,7 +332,8 @@ def distillation_table() -> str:
         rows.append(f"| {name} | {teacher.mean():.3f} ± {teacher.std():.3f} | {mean_std(current)} | "
                     f"{mean_std(new)} | {new['acc_mean'] - current['acc_mean']:+.3f} | {better} of "
                     f"{len(new['folds'])} | {agree:.3f} |")
-    return ("Fold-wise ACC (mean ± std over test folds 1, 2, 3, 10). The teacher's head is fitted per fold "
+    folds = sorted({f for s in summaries.values() for f in s["folds"]}, key=int)
+    return (f"Fold-wise ACC (mean ± std over test folds {', '.join(map(str, folds))}). The teacher's head is fitted per fold "
             "on that run's training clips only.\n\n" + "\n".join(rows))
 
 
@@ -375,8 +438,10 @@ def write() -> None:
     (ROOT / "README.md").write_text(readme[:start] + "\n" + block + "\n" + readme[end:])
 
 
-if __name__ == "__main__":
-    if "--write" in sys.argv:
+def run_results(write_pages: bool = False) -> int:
+    if write_pages:
         write()
+        print(f"wrote {DOCS / 'results.md'} and the tables in {ROOT / 'README.md'}")
     else:
-        sys.stdout.write("\n\n".join([side_by_side_table(), faithful_table(), foldwise_table()]) + "\n")
+        print("\n\n".join([side_by_side_table(), faithful_table(), foldwise_table()]))
+    return 0
