@@ -116,3 +116,13 @@ def test_faithful_trains_a_single_run_with_its_onnx_model(fold_data, tmp_path):
 def test_bad_experiment_arguments_are_one_line(argv, fragment):
     r = run_cli("experiments", *argv)
     assert r.returncode == 2 and fragment in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_a_failed_training_is_reported_with_its_log_and_the_exit_code(tmp_path):
+    runs = tmp_path / "runs"
+    r = run_cli("experiments", "faithful", "--models", "convdt,convdf", "--data", tmp_path / "nosuch", "--runs", runs,
+                "--epochs", "1")
+    assert r.returncode == 1 and "failed runs:" in r.stdout, r.stdout + r.stderr
+    assert f"exit 2, see {runs / 'convdt-random.log'}" in r.stdout and "convdf-random" in r.stdout
+    log = (runs / "convdt-random.log").read_text().strip().splitlines()
+    assert log[-1].startswith("realtime-sed: error: ") and "nosuch" in log[-1]

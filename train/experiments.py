@@ -102,29 +102,34 @@ class Pool:
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: safe with CUDA
         todo = [j for j in jobs if not j.done()]
         running: list[tuple[multiprocessing.process.BaseProcess, Job]] = []
-        while todo or running:
-            while todo and len(running) < self.workers and time.time() < self.deadline:
-                job = todo.pop(0)
-                job.run_dir.parent.mkdir(parents=True, exist_ok=True)
-                proc = context.Process(target=run_job, args=(job,))
-                proc.start()
-                running.append((proc, job))
-            if not running:
-                break
-            time.sleep(0.2)
-            for proc, job in list(running):
-                if not proc.is_alive():
-                    proc.join()
-                    running.remove((proc, job))
-                    if proc.exitcode != 0:
-                        self.failed.append(f"{job.command()}: exit {proc.exitcode}, see {job.log}")
-                        if len(self.failed) >= MAX_FAILURES:
-                            self.deadline = 0
-                elif time.time() > self.deadline:
-                    proc.terminate()
-                    proc.join(30)
-                    running.remove((proc, job))
-                    self.stopped.append(job)
+        try:
+            while todo or running:
+                while todo and len(running) < self.workers and time.time() < self.deadline:
+                    job = todo.pop(0)
+                    job.run_dir.parent.mkdir(parents=True, exist_ok=True)
+                    proc = context.Process(target=run_job, args=(job,))
+                    proc.start()
+                    running.append((proc, job))
+                if not running:
+                    break
+                time.sleep(0.2)
+                for proc, job in list(running):
+                    if not proc.is_alive():
+                        proc.join()
+                        running.remove((proc, job))
+                        if proc.exitcode != 0:
+                            self.failed.append(f"{job.command()}: exit {proc.exitcode}, see {job.log}")
+                            if len(self.failed) >= MAX_FAILURES:
+                                self.deadline = 0
+                    elif time.time() > self.deadline:
+                        proc.terminate()
+                        proc.join(30)
+                        running.remove((proc, job))
+                        self.stopped.append(job)
+        finally:  # stopped by a signal or an error here: no training is left running unseen
+            for proc, _ in running:
+                proc.terminate()
+                proc.join(30)
         return all(j.done() for j in jobs)
 
     def report(self) -> None:
