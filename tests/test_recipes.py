@@ -52,3 +52,4 @@ def test_a_recipe_takes_the_experiments_fields():
 def test_an_unknown_recipe_is_one_line(name):
     with pytest.raises(SedError, match=f"no recipe named {name} "):
         recipe(name)
+

@@ -382,7 +382,15 @@ def collect() -> None:
 
 
 def write() -> None:
+    """Collects the finished runs into docs/, then rewrites docs/results.md and README.md's tables."""
     collect()
+    results_md, readme = pages()
+    (DOCS / "results.md").write_text(results_md)
+    (ROOT / "README.md").write_text(readme)
+
+
+def pages() -> tuple[str, str]:
+    """docs/results.md and README.md as the files under docs/ and models/ make them."""
     body = ["# Results", "", side_by_side_table(), "", faithful_table(), ""]
     for key, card in faithful_cards().items():
         m, t = card["metrics"]["test"], card["training"]
@@ -418,7 +426,6 @@ def write() -> None:
                         f"{t['total_training_seconds'] / 60:.0f} min |")
         body.append("")
         body += ["## The shipped models on the demo", "", demo_table(shipped), ""]
-    (DOCS / "results.md").write_text("\n".join(body))
     readme = (ROOT / "README.md").read_text()
     start, end = readme.index(BEGIN) + len(BEGIN), readme.index(END)
     images = " ".join(f'<img src="docs/figures/{key}-random-confusion.png" width="24%" alt="{NAMES[key]}">'
@@ -435,7 +442,7 @@ def write() -> None:
                          + [distillation_table(), false_alarm_table()]
                          + (["Fold-wise confusion of the shipped models' recipe, the four test folds pooled "
                              "(all recipes: docs/results.md):", pooled] if pooled else []))
-    (ROOT / "README.md").write_text(readme[:start] + "\n" + block + "\n" + readme[end:])
+    return "\n".join(body), readme[:start] + "\n" + block + "\n" + readme[end:]
 
 
 def run_results(write_pages: bool = False) -> int:

@@ -1,0 +1,26 @@
+"""The results pages are generated from files (train/results.py), none of their figures typed by hand."""
+
+from __future__ import annotations
+
+from tests.conftest import REPO
+from train.results import pages
+
+
+def test_the_results_pages_are_what_the_committed_files_make():
+    """docs/results.md and README.md's tables are generated (`realtime-sed experiments results
+    --write`) from docs/*.json and models/*.json: a figure edited by hand, or a summary added
+    without regenerating, shows here."""
+    results_md, readme = pages()
+    assert results_md == (REPO / "docs" / "results.md").read_text()
+    assert readme == (REPO / "README.md").read_text()
+
+
+
+def test_the_derived_figures_are_the_ones_once_typed_by_hand():
+    """Clip counts, the dataset's share, the screening's standard error and the GPU pool, now read
+    from the cards, summaries and docs/ablation.json, give what the page said before."""
+    results_md, _ = pages()
+    for text in ("the 2,625 clips we have (30% of UrbanSound8K)", "one test fold, 437 clips, so ± 0.024 is one "
+                 "standard error", "GPU runs shared one H200, 14 at a time", "(constant LR, no augmentation, 40 "
+                 "epochs, last epoch kept)", "the demo's 10 reference segments"):
+        assert text in results_md, text
