@@ -248,6 +248,9 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
                    help="outlier-exposure weight on sounds that are none of the ten (ESC-50-other, synthetic)")
     g.add_argument("--negative-share", type=float, default=None,
                    help="negative views per epoch as a share of the training clips (default 0.25)")
+    g.add_argument("--view-mixup", type=float, default=None,
+                   help="share of clip views mixed with another clip view each batch, labels and teacher "
+                        "targets mixed by energy share (default 0)")
     g.add_argument("--esc-data", default=None, help="ESC-50-other folder (default ../shared/data/ESC-50-other)")
     g.add_argument("--synthetic-per-kind", type=int, default=None,
                    help="synthetic negatives of each kind (default 40)")

@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 import pytest
 import soundfile as sf
+import torch
 from onnx import TensorProto, helper
 
 from realtime_sed.constants import CLASSES, SAMPLE_RATE
@@ -196,6 +197,25 @@ def test_calibrated_thresholds_reach_the_runtime_through_the_card(tmp_path):
     assert OnnxClassifier(path).thresholds["on"] == on
 
 
+def test_view_mixup_adds_powers_and_weights_targets_by_energy_share():
+    gen = torch.Generator().manual_seed(0)
+    loud = torch.full((1, 4, 3), -20.0)  # 10 dB above `quiet` in every bin
+    quiet = torch.full((1, 4, 3), -30.0)
+    x, mix = distill.mix_views(torch.cat([loud, quiet]), 1.0, gen)
+    assert mix.mixed.all() and mix.partner.tolist() == [1, 0]
+    for i, (mine, other) in enumerate(((-20.0, -30.0), (-30.0, -20.0))):
+        # a view's energy share and the mixture's level follow from the gain w it was given
+        share = float(mix.share[i])
+        w = share * 10 ** (other / 10) / (share * 10 ** (other / 10) + (1 - share) * 10 ** (mine / 10))
+        assert 0.2 - 1e-6 <= w <= 0.8 + 1e-6
+        level = 10 * np.log10(w * 10 ** (mine / 10) + (1 - w) * 10 ** (other / 10))
+        np.testing.assert_allclose(x[i].numpy(), level, atol=1e-4)
+    assert float(mix.share[0]) > 0.5 > float(mix.share[1])  # the louder view holds more energy
+    untouched, none = distill.mix_views(torch.cat([loud, quiet]), 0.0, gen)
+    assert not none.mixed.any() and torch.equal(untouched, torch.cat([loud, quiet]))
+    assert none.share.tolist() == [1.0, 1.0]
+
+
 # ---------------------------------------------------------------- end to end
 
 
@@ -206,7 +226,7 @@ def test_train_with_views_distillation_and_negatives_end_to_end(tmp_path):
     out = tmp_path / "run"
     r = run_cli("train", "--data", data, "--split", "fold", "--test-fold", "1", "--epochs", "2",
                 "--views", "3", "--distill", "0.5", "--negatives", "0.5", "--embed-weight", "0.3",
-                "--teacher", teacher, "--esc-data", esc, "--synthetic-per-kind", "1",
+                "--view-mixup", "0.5", "--teacher", teacher, "--esc-data", esc, "--synthetic-per-kind", "1",
                 "--cache-dir", tmp_path / "cache", "--out", out, "--quiet", "--no-onnx", "--threads", "1",
                 timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -217,6 +237,7 @@ def test_train_with_views_distillation_and_negatives_end_to_end(tmp_path):
     card = json.loads((out / "convdb.json").read_text())
     assert "distillation α=0.5" in card["training"]["recipe"]
     assert card["training"]["config"]["negatives"] == 0.5
+    assert card["training"]["config"]["view_mixup"] == 0.5
 
 
 def test_views_are_refused_on_the_random_split(tmp_path):

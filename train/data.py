@@ -21,12 +21,14 @@ from realtime_sed.constants import (
     CLASSES,
     FRONT_END,
     HOP_LENGTH,
+    LOG_AMIN,
     N_FRAMES,
     N_MELS,
     WINDOW_SAMPLES,
 )
 from realtime_sed.errors import AudioError, DataError
 
+SILENCE_DB = 10.0 * float(np.log10(LOG_AMIN))  # the log-mel floor: what silence and padding read
 AUDIO_SUFFIXES = (".wav", ".ogg", ".flac", ".mp3", ".aif", ".aiff")
 CSV_COLUMNS = {"slice_file_name", "fsID", "fold", "classID"}
 

@@ -9,6 +9,14 @@ and a share of negative views; the loss on a batch is
 
 The auxiliary head reads the 100-unit dense layer and exists only while training: the exported
 network is Table 1's, unchanged.
+
+With `view_mixup`, a share of the clip views in each batch is mixed with another clip view of the
+same batch in the power domain, and every target is mixed the same way: the label's cross-entropy
+and the teacher's probabilities are weighted by each view's share of the mixture's energy. Fresh
+mixtures every epoch give the student far more inputs than the bank's fixed views, without running
+the teacher again (Beyer et al. 2022 mix the teacher's inputs; mixing its targets is the cheap
+stand-in). Mixed views skip the embedding regression: the embedding of a mixture is no mixture of
+embeddings.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from torch import nn
 
 from realtime_sed.errors import SedError
 from train.architectures import DENSE_UNITS
+from train.data import SILENCE_DB
 from train.teacher import EMBEDDING_DIM, HEAD_C, TeacherHead, fit_head, head_accuracy
 from train.views import ViewBank
 
@@ -99,31 +108,84 @@ def make_aux_head() -> nn.Module:
     return nn.Linear(DENSE_UNITS, EMBEDDING_DIM)
 
 
+@dataclass
+class Mixture:
+    """Which clip views of a batch were mixed: view i with view `partner[i]`, holding `share[i]` of
+    the mixture's energy (share 1 and partner i for a view left alone)."""
+
+    partner: torch.Tensor  # [n] long
+    share: torch.Tensor  # [n] float
+    mixed: torch.Tensor  # [n] bool
+
+
+def mix_views(x: torch.Tensor, prob: float, gen: torch.Generator) -> tuple[torch.Tensor, Mixture]:
+    """Mixes a share `prob` of the log-mels x [n, frames, mels] (dB) with another view of x, in the
+    power domain: gains w and 1 - w, w uniform in [0.2, 0.8]. Returns the new log-mels and the
+    mixture, whose energy shares weight the targets."""
+    n = x.shape[0]
+    partner = torch.arange(n)
+    share = torch.ones(n)
+    mixed = (torch.rand(n, generator=gen) < prob) if n > 1 else torch.zeros(n, dtype=torch.bool)
+    if not mixed.any():
+        return x, Mixture(partner, share, mixed)
+    others = torch.randint(n - 1, (n,), generator=gen)
+    others = others + (others >= torch.arange(n)).long()  # any view but itself
+    partner = torch.where(mixed, others, partner)
+    w = (0.2 + 0.6 * torch.rand(n, generator=gen)).to(x.device)
+    power = 10.0 ** (x.double() / 10)
+    ea, eb = w * power.sum(dim=(1, 2)), (1 - w) * power[partner.to(x.device)].sum(dim=(1, 2))
+    mix = w[:, None, None] * power + (1 - w)[:, None, None] * power[partner.to(x.device)]
+    out = torch.where(mixed.to(x.device)[:, None, None], (10 * torch.log10(mix)).to(x.dtype), x)
+    share = torch.where(mixed, (ea / (ea + eb)).float().cpu(), share)
+    return torch.clamp(out, min=float(SILENCE_DB)), Mixture(partner, share, mixed)
+
+
 def batch_loss(model, aux: nn.Module | None, data: DistillData, rows: torch.Tensor, cfg,
-               device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+               device, gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(loss, logits, labels) of a batch of bank rows; labels are -1 on negative views."""
     order = np.sort(rows.numpy())  # sorted reads from the memory-mapped bank
     x = torch.from_numpy(np.asarray(data.bank.logmels[order], np.float32)).to(device)
-    x = x.unsqueeze(1).contiguous(memory_format=torch.channels_last)
     idx = torch.from_numpy(order)
     y = torch.from_numpy(np.asarray(data.bank.label)[order]).to(device)
-    h, logits = hidden_and_logits(model, x)
     is_clip = y >= 0
+    clip_pos = torch.nonzero(is_clip.cpu()).flatten()
+    mixture = None
+    if getattr(cfg, "view_mixup", 0.0) and gen is not None and len(clip_pos) > 1:
+        mixed_x, mixture = mix_views(x[clip_pos.to(device)], cfg.view_mixup, gen)
+        x = x.clone()
+        x[clip_pos.to(device)] = mixed_x
+    x = x.unsqueeze(1).contiguous(memory_format=torch.channels_last)
+    h, logits = hidden_and_logits(model, x)
     loss = torch.zeros((), device=device)
     if is_clip.any():
         lc, yc = logits[is_clip], y[is_clip]
-        ce = F.cross_entropy(lc, yc, label_smoothing=cfg.label_smoothing)
+        if mixture is None:
+            ce = F.cross_entropy(lc, yc, label_smoothing=cfg.label_smoothing)
+        else:
+            s = mixture.share.to(device)
+            ce_a = F.cross_entropy(lc, yc, label_smoothing=cfg.label_smoothing, reduction="none")
+            ce_b = F.cross_entropy(lc, yc[mixture.partner.to(device)], label_smoothing=cfg.label_smoothing,
+                                   reduction="none")
+            ce = (s * ce_a + (1 - s) * ce_b).mean()
         loss = loss + (1 - cfg.distill) * ce
         if cfg.distill:
             t = cfg.temperature
             teacher = data.teacher_probs[idx].to(device)[is_clip]
+            if mixture is not None:
+                s = mixture.share.to(device)[:, None]
+                teacher = s * teacher + (1 - s) * teacher[mixture.partner.to(device)]
             kd = F.kl_div(F.log_softmax(lc / t, dim=1), teacher, reduction="batchmean") * t * t
             loss = loss + cfg.distill * kd
     if cfg.negatives and (~is_clip).any():
         oe = -F.log_softmax(logits[~is_clip], dim=1).mean(dim=1)  # cross-entropy to uniform
         loss = loss + cfg.negatives * oe.mean()
     if aux is not None and cfg.embed_weight:
-        loss = loss + cfg.embed_weight * F.mse_loss(aux(h), data.embed_targets[idx].to(device))
+        keep = torch.ones(len(y), dtype=torch.bool)
+        if mixture is not None:
+            keep[clip_pos[mixture.mixed]] = False
+        if keep.any():
+            k = keep.to(device)
+            loss = loss + cfg.embed_weight * F.mse_loss(aux(h[k]), data.embed_targets[idx][keep].to(device))
     return loss, logits, y
 
 
@@ -138,7 +200,7 @@ def train_epoch(model, aux, data: DistillData, train_idx: list[int], cfg, device
     task = progress.add_task("train (views)", total=len(rows)) if progress else None
     for start in range(0, len(rows), cfg.batch_size):
         batch = rows[start : start + cfg.batch_size]
-        loss, logits, y = batch_loss(model, aux, data, batch, cfg, device)
+        loss, logits, y = batch_loss(model, aux, data, batch, cfg, device, gen)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

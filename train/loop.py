@@ -19,14 +19,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from realtime_sed.constants import DATA_DIR, LOG_AMIN, N_FRAMES
+from realtime_sed.constants import DATA_DIR, N_FRAMES
 from realtime_sed.errors import SedError
 from train import distill, views
 from train.architectures import build_cnn, count_trainable
-from train.data import (LogMelCache, Split, build_cache, content_frames, fold_split, random_split,
+from train.data import (SILENCE_DB, LogMelCache, Split, build_cache, content_frames, fold_split, random_split,
                         read_metadata)
-
-SILENCE_DB = 10.0 * math.log10(LOG_AMIN)
 
 
 NOT_FLAGS = ("cache_dir",)  # fields whose flag exists but never belongs in a recipe's command
@@ -70,6 +68,7 @@ class TrainConfig:
     embed_weight: float = 0.0  # auxiliary regression of the teacher's 1024-d embedding (training only)
     negatives: float = 0.0  # outlier-exposure weight on views of sounds that are none of the ten
     negative_share: float = 0.25  # negative views per epoch, as a share of the training clips
+    view_mixup: float = 0.0  # share of clip views mixed with another, targets mixed alike (train.distill)
     esc_data: str = "../shared/data/ESC-50-other"
     synthetic_per_kind: int = 40
     view_workers: int = 1  # processes that build the view bank (once; it is cached)
@@ -103,6 +102,7 @@ class TrainConfig:
             (self.views, f"{self.views} cached views per clip"),
             (self.distill, f"distillation α={self.distill:g} T={self.temperature:g}"),
             (self.embed_weight, f"embedding regression β={self.embed_weight:g}"),
+            (self.view_mixup, f"view mixup p={self.view_mixup:g} (targets mixed alike)"),
             (self.negatives, f"outlier exposure λ={self.negatives:g} on {self.negative_share:g} negatives"),
             (self.keep == "last", "last epoch kept"),
         )
