@@ -238,6 +238,9 @@ def test_train_with_views_distillation_and_negatives_end_to_end(tmp_path):
     assert "distillation α=0.5" in card["training"]["recipe"]
     assert card["training"]["config"]["negatives"] == 0.5
     assert card["training"]["config"]["view_mixup"] == 0.5
+    metrics = json.loads((out / "metrics.json").read_text())  # the student beside its teacher, on the test clips
+    assert metrics["teacher"]["test_acc"] == meta["teacher"]["test_acc"]
+    assert 0.0 <= metrics["teacher"]["agreement"] <= 1.0
 
 
 def test_views_are_refused_on_the_random_split(tmp_path):

@@ -107,8 +107,15 @@ def finish_run(cfg: TrainConfig, run: Path, command: str, export: bool = True) -
         idx = np.sort(meta["test"])
         logmels = cache.logmels[idx]
         y = np.array([cache.clips[i].label for i in idx])
-        metrics = compute_metrics(y, predict_logmels(model, logmels, device))
+        probs = predict_logmels(model, logmels, device)
+        metrics = compute_metrics(y, probs)
         print(format_report(metrics))
+        if "teacher" in meta:  # how often the student says what its teacher's head says, on the test clips
+            said = dict(zip(meta["test"], meta["teacher"]["test_predictions"]))
+            metrics["teacher"] = {"test_acc": meta["teacher"]["test_acc"],
+                                  "agreement": float(np.mean(probs.argmax(1) == np.array([said[i] for i in idx])))}
+            print(f"teacher's head ACC {metrics['teacher']['test_acc']:.3f}; "
+                  f"student agrees with it on {metrics['teacher']['agreement']:.3f}")
         # The last epoch too, to show how much the checkpoint rule matters.
         last_metrics = metrics
         if meta["best_epoch"] != meta["epochs_run"] and (run / "last.pt").exists():
@@ -185,6 +192,9 @@ def summarize_cv(out: Path) -> dict:
             "device": _trained_on(run),
             "command": first_command(run, ""),
         }
+        if "teacher" in metrics:
+            folds[fold]["teacher_test_acc"] = metrics["teacher"]["test_acc"]
+            folds[fold]["student_teacher_agreement"] = metrics["teacher"]["agreement"]
     if not folds:
         raise SedError(f"{out}: no finished folds to summarize")
     cfg = TrainConfig(**json.loads((out / f"fold{next(iter(folds))}" / "config.json").read_text()))
@@ -202,7 +212,7 @@ def summarize_cv(out: Path) -> dict:
         "best_epoch_median": float(np.median([f["best_epoch"] for f in folds.values()])),
         "training_seconds": float(sum(f["training_seconds"] for f in folds.values())),
         "config": {k: v for k, v in asdict(cfg).items()
-                   if k not in ("cache_dir", "out", "test_fold", "device", "threads")},
+                   if k not in ("cache_dir", "out", "test_fold", "device", "threads", "view_workers")},
     }
     summary["confusion_pooled"] = pooled.astype(int).tolist()
     (out / "cv.json").write_text(json.dumps(summary, indent=1))

@@ -54,6 +54,8 @@ def ablation_cells() -> dict[str, TrainConfig]:
 
 _SCREENING = replace(PAPER, **SHORT, time_shift=True, gain_db=6.0, schedule="cosine")
 
+_VIEWS = replace(PAPER, epochs=30, schedule="cosine", keep="last", views=8)  # 30 epochs of 8 cached views
+
 RECIPES: dict[str, TrainConfig] = {
     "paper": PAPER,
     # The first screening, on one test fold (docs/results.md, "Choosing the recipe, first screening").
@@ -67,10 +69,16 @@ RECIPES: dict[str, TrainConfig] = {
     cell_name(("mix", "smooth")): with_changes(ABLATION_BASE, ("mix", "smooth")),
     "mix-smooth": with_changes(ABLATION_BASE, ("mix", "smooth")),
     "shift-mix-smooth": with_changes(ABLATION_BASE, ("shift", "mix", "smooth")),
-    # Distillation from YAMNet on 8 cached views per clip, with outlier exposure (README, issue 11).
-    "kd": replace(PAPER, epochs=30, schedule="cosine", keep="last", views=8, distill=0.7, temperature=1.0,
-                  embed_weight=0.3, negatives=0.5, negative_share=0.25),
+    # Distillation from YAMNet on 8 cached views per clip, with outlier exposure (README, issue 11),
+    # and its ablation: the views alone, the views with the teacher's probabilities, then kd, then kd
+    # with mixtures of views made fresh every batch.
+    "views": _VIEWS,
+    "views-kd": replace(_VIEWS, distill=0.7, temperature=1.0),
+    "kd": replace(_VIEWS, distill=0.7, temperature=1.0, embed_weight=0.3, negatives=0.5, negative_share=0.25),
+    "kd-mixup": replace(_VIEWS, distill=0.7, temperature=1.0, embed_weight=0.3, negatives=0.5,
+                        negative_share=0.25, view_mixup=0.5),
 }
+DISTILLATION_ABLATION = ("views", "views-kd", "kd", "kd-mixup")  # each adds to the one before
 PLACEMENT = ("mix-smooth", "shift-mix-smooth")  # the placement check's pair: without and with the change
 
 

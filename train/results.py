@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -337,6 +338,55 @@ def distillation_table() -> str:
             "on that run's training clips only.\n\n" + "\n".join(rows))
 
 
+def distillation_ablation_table() -> str:
+    """Each step of the distilled recipe fold-wise, each adding to the row above (train.recipes):
+    what the views, the teacher's probabilities, the embedding head with outlier exposure, and fresh
+    mixtures of views each bring. "What it adds" lists the TrainConfig fields that differ from the
+    row above (the first from the paper's recipe)."""
+    from train.recipes import DISTILLATION_ABLATION, RECIPES
+
+    summaries = foldwise_summaries()
+    blocks = []
+    for key, name in NAMES.items():
+        steps = [r for r in DISTILLATION_ABLATION if (key, r) in summaries]
+        current = summaries.get((key, CURRENT_OF[key]))
+        if len(steps) < 2 or not current:
+            continue
+        folds = sorted(summaries[(key, steps[0])]["folds"], key=int)
+        rows = [f"| {name} recipe | what it adds | {' | '.join(f'fold {f}' for f in folds)} | mean ± std | "
+                "vs current | folds better | student agrees with teacher |",
+                "|---|---|" + "---|" * len(folds) + "---|---|---|---|"]
+        teacher = [next((summaries[(key, r)]["folds"][f]["teacher_test_acc"] for r in steps
+                         if "teacher_test_acc" in summaries[(key, r)]["folds"][f]),
+                        calibrations().get(key, {}).get("folds", {}).get(f, {}).get("teacher_test_acc"))
+                   for f in folds]
+        if None not in teacher:
+            rows.append(f"| teacher: YAMNet + head | | {' | '.join(f'{t:.3f}' for t in teacher)} | "
+                        f"{np.mean(teacher):.3f} ± {np.std(teacher):.3f} | | | |")
+        accs = " | ".join(f"{current['folds'][f]['acc']:.3f}" for f in folds)
+        rows.append(f"| current ({CURRENT_OF[key]}) | {current['recipe']} | {accs} | {mean_std(current)} | | | |")
+        before = RECIPES[PAPER_RECIPE]
+        for step in steps:
+            sm, cfg = summaries[(key, step)], RECIPES[step]
+            added = ", ".join(f"{f.name} {getattr(cfg, f.name):g}" if isinstance(getattr(cfg, f.name), float)
+                              else f"{f.name} {getattr(cfg, f.name)}"
+                              for f in fields(cfg) if getattr(cfg, f.name) != getattr(before, f.name))
+            before = cfg
+            cal = calibrations().get(key, {}).get("folds", {}) if step == DISTILLED else {}
+            agree = [sm["folds"][f].get("student_teacher_agreement",
+                                        cal.get(f, {}).get("student_teacher_agreement")) for f in folds]
+            better = sum(sm["folds"][f]["acc"] > current["folds"][f]["acc"] for f in folds)
+            accs = " | ".join(f"{sm['folds'][f]['acc']:.3f}" for f in folds)
+            rows.append(f"| {step} | {added} | {accs} | {mean_std(sm)} | {sm['acc_mean'] - current['acc_mean']:+.3f} | {better} of {len(folds)} | "
+                        + (f"{np.mean(agree):.3f} |" if None not in agree else " |"))
+        blocks.append("\n".join(rows))
+    if not blocks:
+        return ""
+    return ("Each row adds one change to the row above it, fold-wise ACC on the same test folds "
+            "(30 epochs, cosine LR, the last epoch kept). Agreement: the share of test clips where "
+            "the student's top class is the teacher head's.\n\n" + "\n\n".join(blocks))
+
+
 def false_alarm_table() -> str:
     rows = ["| model | before: shipped model | distilled, threshold 0.5 | distilled, calibrated | "
             "target recall at 0.5 | target recall calibrated |", "|---|---|---|---|---|---|"]
@@ -406,6 +456,8 @@ def pages() -> tuple[str, str]:
     body += ["## Fold-wise", "", foldwise_table(), "", "## Measuring each change", "", ablation_table(), "",
              *([placement, ""] if placement else []),
              "## Distillation from a pretrained teacher", "", distillation_table(), "",
+             *(["### Each step of the distilled recipe", "", ablation, ""]
+               if (ablation := distillation_ablation_table()) else []),
              "## False alarms on sounds that are none of the ten", "", false_alarm_table(), "",
              "## Choosing the recipe, first screening", "", screening_table(), ""]
     for (key, recipe), s in foldwise_summaries().items():
@@ -439,7 +491,9 @@ def pages() -> tuple[str, str]:
                           "Normalised confusion matrices of the faithful runs (random-split test part):",
                           images, foldwise_table(all_recipes=False), ablation_table()]
                          + ([placement] if placement else [])
-                         + [distillation_table(), false_alarm_table()]
+                         + [distillation_table(),
+                            *([steps] if (steps := distillation_ablation_table()) else []),
+                            false_alarm_table()]
                          + (["Fold-wise confusion of the shipped models' recipe, the four test folds pooled "
                              "(all recipes: docs/results.md):", pooled] if pooled else []))
     return "\n".join(body), readme[:start] + "\n" + block + "\n" + readme[end:]
