@@ -109,9 +109,11 @@ class LogMelFrames:
         # The window's first and last samples with its zero padding, for the edge frames.
         self._head = np.zeros(PAD + (EDGE - 1) * HOP_LENGTH + PAD, np.float32)
         self._tail = np.zeros((N_FRAMES - LAST_INTERIOR - 2) * HOP_LENGTH + N_FFT, np.float32)
-        self._windowed: np.ndarray | None = None
+        self._windowed = np.empty((N_FRAMES, N_FFT), np.float32)  # room for a whole window's frames
 
-    def __call__(self, window: np.ndarray, start_sample: int) -> np.ndarray:
+    def __call__(self, window: np.ndarray, start_sample: int, valid: int = WINDOW_SAMPLES) -> np.ndarray:
+        """The window's log-mel. `valid`: how many of its samples are audio; the rest must be the
+        zeros of end-of-stream padding, and frames that see only those are the floor, uncomputed."""
         window = np.ascontiguousarray(window, np.float32)
         n_interior = LAST_INTERIOR - FIRST_INTERIOR + 1
         reused = 0
@@ -119,20 +121,21 @@ class LogMelFrames:
             shift, rem = divmod(start_sample - self._start, HOP_LENGTH)
             if rem == 0 and shift < n_interior:
                 reused = n_interior - shift
+        # Frame j spans window samples j*HOP-PAD .. j*HOP+PAD: the first `audible` frames see audio.
+        audible = min(N_FRAMES, -(-(max(int(valid), 0) + PAD) // HOP_LENGTH))
         # New interior frames (all inside the window) and the edge frames, which see the window's
         # zero padding and so are per-window, go through one FFT call.
         first = FIRST_INTERIOR + reused
-        n_new = LAST_INTERIOR - first + 1
-        n_tail = N_FRAMES - 1 - LAST_INTERIOR
+        n_new = max(0, min(LAST_INTERIOR + 1, audible) - first)
+        n_tail = max(0, audible - LAST_INTERIOR - 1)
         # Windowed straight into one reused buffer: no per-window concatenation or temporaries.
-        if self._windowed is None or len(self._windowed) != n_new + EDGE + n_tail:
-            self._windowed = np.empty((n_new + EDGE + n_tail, N_FFT), np.float32)
-        segments, hann = self._windowed, hann_window()
+        segments, hann = self._windowed[: n_new + EDGE + n_tail], hann_window()
         np.multiply(_frames(window[first * HOP_LENGTH - PAD :], n_new), hann, out=segments[:n_new])
         self._head[PAD:] = window[: len(self._head) - PAD]
         np.multiply(_frames(self._head, EDGE), hann, out=segments[n_new : n_new + EDGE])
-        self._tail[: WINDOW_SAMPLES - TAIL_START] = window[TAIL_START:]
-        np.multiply(_frames(self._tail, n_tail), hann, out=segments[n_new + EDGE :])
+        if n_tail:
+            self._tail[: WINDOW_SAMPLES - TAIL_START] = window[TAIL_START:]
+            np.multiply(_frames(self._tail, n_tail), hann, out=segments[n_new + EDGE :])
         mels = windowed_to_logmel(segments)
         self.frames_computed += len(segments)
         out = np.empty((N_FRAMES, N_MELS), np.float32)
@@ -140,8 +143,9 @@ class LogMelFrames:
         if reused:
             out[FIRST_INTERIOR : FIRST_INTERIOR + reused] = self._last[FIRST_INTERIOR + n_interior - reused :
                                                                       LAST_INTERIOR + 1]
-        out[first : LAST_INTERIOR + 1] = mels[:n_new]
-        out[LAST_INTERIOR + 1 :] = mels[n_new + EDGE :]
+        out[first : first + n_new] = mels[:n_new]
+        out[LAST_INTERIOR + 1 : LAST_INTERIOR + 1 + n_tail] = mels[n_new + EDGE :]
+        out[audible:] = FLOOR_DB
         self._start, self._last = start_sample, out
         return out
 

@@ -202,3 +202,23 @@ def test_logmel_frames_recompute_when_reuse_is_impossible(demo_audio):
     before = frames.frames_computed
     frames(window(5000 + 90000 + 512), 5000 + 90000 + 512)
     assert frames.frames_computed - before == N_FRAMES  # nothing is reused after a reset
+
+
+def test_frames_that_see_only_end_of_stream_padding_are_the_floor_and_not_computed(demo_audio):
+    """A short clip's one window (or a stream's zero-padded last one): frames whose span lies wholly
+    in the padding are exactly the floor, as the whole computation gives them, and are skipped."""
+    from realtime_sed.features import FLOOR_DB
+
+    for valid in (1, 1000, 36000, WINDOW_SAMPLES - 300):
+        window = np.zeros(WINDOW_SAMPLES, np.float32)
+        window[:valid] = demo_audio[int(14 * SAMPLE_RATE) : int(14 * SAMPLE_RATE) + valid]
+        frames = LogMelFrames()
+        got = frames(window, 0, valid)
+        audible = min(N_FRAMES, -(-(valid + 1024) // 256))  # frame j spans samples j*256-1024 .. +1024
+        assert frames.frames_computed == audible
+        assert audible < N_FRAMES or valid > WINDOW_SAMPLES - 1024
+        expected = logmel(window)
+        assert (got[audible:] == FLOOR_DB).all() and (expected[audible:] == FLOOR_DB).all()
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
+        if valid >= 1000:  # not only silence (one sample falls on the Hann window's zero)
+            assert (got[:audible] > FLOOR_DB + 20).mean() > 0.5
