@@ -19,8 +19,8 @@ from realtime_sed.inputs import classify_inputs
 from realtime_sed.sinks import EventPrinter, check_output, make_sink
 from realtime_sed.sources import input_devices
 from realtime_sed.stream import WindowResult
-from realtime_sed.wiring import (classify_file, load_classifier, make_stream, open_actions, open_event_log, open_file,
-                                 open_source, row_names)
+from realtime_sed.wiring import (BATCH_FILE_SECONDS, FileBatch, classify_file, load_classifier, make_stream,
+                                 open_actions, open_event_log, open_file, open_source, row_names)
 
 PROGRESS_MIN_SECONDS = 60.0  # files at least this long get a progress bar
 
@@ -95,17 +95,20 @@ def run_classify(settings: Settings) -> int:
     make_stream(clf, settings)  # check the detector settings before touching any file
     sink = make_sink(settings.classify.format, settings.classify.output, windows=settings.output.windows)
     failed = done = 0
+    batch = FileBatch(clf, sink, settings)
     try:
         for path, name in zip(files, row_names(files)):
             try:
-                _classify_one(path, name, clf, sink, settings)
+                _classify_one(path, name, clf, sink, settings, batch)
                 done += 1
             except AudioError as exc:
                 failed += 1
                 print(f"realtime-sed: error: {exc}", file=sys.stderr)
+        batch.flush()
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what was found so far is written
-        print(f"realtime-sed: stopped in {files[done + failed]}: {done} of {len(files)} files classified; "
-              "its open events were written, cut short", file=sys.stderr, flush=True)
+        batch.flush()
+        print(f"realtime-sed: stopped in {files[min(done + failed, len(files) - 1)]}: {done} of {len(files)} "
+              "files classified; its open events were written, cut short", file=sys.stderr, flush=True)
         raise
     finally:
         sink.close()
@@ -114,8 +117,12 @@ def run_classify(settings: Settings) -> int:
     return 1 if failed else 0
 
 
-def _classify_one(path: str, name: str, clf, sink, settings: Settings) -> None:
+def _classify_one(path: str, name: str, clf, sink, settings: Settings, batch: FileBatch) -> None:
     source = open_file(path, settings)
+    if source.duration_s <= BATCH_FILE_SECONDS:  # its windows share CNN calls with other short files
+        batch.add(source, name)
+        return
+    batch.flush()  # rows stay in the order of the files
     show = not settings.classify.quiet and source.duration_s >= PROGRESS_MIN_SECONDS and sys.stderr.isatty()
     if not show:
         classify_file(source, clf, sink, settings, name=name)

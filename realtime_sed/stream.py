@@ -85,17 +85,28 @@ class DetectionStream:
         # Offline (classify) only: live sources want each window's result as soon as possible.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="cnn") if pipeline else None
         self._pending: tuple[list[Window], Future] | None = None
+        self._prepared: list[tuple[list[Window], np.ndarray, float]] = []  # see `prepare`
+
+    def _features(self, windows: list[Window]) -> np.ndarray:
+        """What the model takes for each window, in order: log-mels (frames reused from the
+        previous window, none computed for end-of-stream padding), or raw audio for a graph
+        without the cut point."""
+        if self.classifier.has_logmel_input:
+            return np.stack([self.features(w.samples, w.start_sample, w.valid) for w in windows])
+        return np.stack([w.samples for w in windows])
+
+    @property
+    def model(self) -> Callable[[np.ndarray], np.ndarray]:
+        """The CNN call that takes `_features`' output."""
+        clf = self.classifier
+        return clf.predict_logmel if clf.has_logmel_input else clf.predict_audio
 
     def _prepare(self, windows: list[Window]) -> Callable[[], tuple[np.ndarray, float]]:
         """Log-mel per window, now and in order (frames are reused from the previous window), and
         the CNN call for all of them as a job: one batched ONNX Runtime call per block."""
         t0 = time.perf_counter()
-        if self.classifier.has_logmel_input:
-            x = np.stack([self.features(w.samples, w.start_sample) for w in windows])
-            model = self.classifier.predict_logmel
-        else:
-            x = np.stack([w.samples for w in windows])
-            model = self.classifier.predict_audio
+        x = self._features(windows)
+        model = self.model
         feature_s = time.perf_counter() - t0
 
         def job() -> tuple[np.ndarray, float]:
@@ -104,6 +115,51 @@ class DetectionStream:
             return probs, (feature_s + time.perf_counter() - t1) * 1e3 / len(windows)
 
         return job
+
+    def prepare(self, blocks: Iterable[np.ndarray]) -> None:
+        """Deferred, for a short file whose windows share CNN calls with other files (`classify`):
+        every window of the source, the padded last one too, with its log-mels, and no CNN yet.
+        `prepared_inputs` are what the CNN must take, and `complete` takes its rows. A source that
+        fails keeps the windows read before the failure."""
+        t0 = time.perf_counter()
+        blocks = iter(blocks)
+        try:
+            for block in blocks:
+                self._account(block)
+                self._defer(self.windower.push(block))
+            self._defer(self.windower.flush())
+        finally:
+            close = getattr(blocks, "close", None)
+            if close is not None:
+                close()
+            self.stats.elapsed_s += time.perf_counter() - t0
+
+    def _defer(self, windows: list[Window]) -> None:
+        if windows:
+            t0 = time.perf_counter()
+            x = self._features(windows)
+            self._prepared.append((windows, x, (time.perf_counter() - t0) * 1e3 / len(windows)))
+
+    @property
+    def prepared_inputs(self) -> list[np.ndarray]:
+        return [x for _, x, _ in self._prepared]
+
+    @property
+    def prepared_windows(self) -> int:
+        return sum(len(w) for w, _, _ in self._prepared)
+
+    def complete(self, probs: np.ndarray, cnn_ms: float = 0.0, cut_short: bool = False) -> None:
+        """The CNN's rows for every prepared window, in order (`cnn_ms`: its time per window): the
+        detector and sinks see them as `run` would have shown them, then every open event closes,
+        marked cut short if the source failed or was stopped."""
+        t0 = time.perf_counter()
+        i = 0
+        for windows, _, feature_ms in self._prepared:
+            self._detect(windows, probs[i : i + len(windows)], feature_ms + cnn_ms)
+            i += len(windows)
+        self._prepared = []
+        self._emit(self.detector.finish(self.windower.samples_seen / SAMPLE_RATE, cut_short=cut_short))
+        self.stats.elapsed_s += time.perf_counter() - t0
 
     def _infer(self, windows: list[Window], drain: bool = False) -> list[WindowResult]:
         """Windows -> results. Pipelined, the CNN of one block runs in a worker thread while the
@@ -158,6 +214,10 @@ class DetectionStream:
 
     def push(self, block: np.ndarray) -> list[WindowResult]:
         """Feeds a block of float32 mono 22050 Hz audio; returns the windows it completed."""
+        self._account(block)
+        return self._infer(self.windower.push(block))
+
+    def _account(self, block: np.ndarray) -> None:
         self.stats.audio_s += len(block) / SAMPLE_RATE
         if len(block):
             peak = float(np.max(np.abs(block)))
@@ -165,7 +225,6 @@ class DetectionStream:
             self.stats.level_db = level_dbfs(block)
             if peak >= CLIP_LEVEL:
                 self.stats.clipped_blocks += 1
-        return self._infer(self.windower.push(block))
 
     def finish(self) -> list[WindowResult]:
         """End of stream: the padded last window, then every open event is closed."""
