@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from realtime_sed.classifier import OnnxClassifier
+from realtime_sed.classifier import OnnxClassifier, StreamingCNN
 from realtime_sed.constants import SAMPLE_RATE
 from realtime_sed.events import SILENCE_DBFS, DetectorConfig, Event, EventDetector, level_dbfs
 from realtime_sed.features import LogMelFrames
@@ -76,6 +76,7 @@ class DetectionStream:
         self.hop_s = self.hop_samples / SAMPLE_RATE
         self.windower = SlidingWindower(self.hop_samples)
         self.features = LogMelFrames()
+        self.cnn = StreamingCNN(classifier) if classifier.has_logmel_input else None
         self.detector = EventDetector(detector or DetectorConfig(), self.hop_s)
         self.sinks = list(sinks)
         self.filename = filename
@@ -103,15 +104,17 @@ class DetectionStream:
 
     def _prepare(self, windows: list[Window]) -> Callable[[], tuple[np.ndarray, float]]:
         """Log-mel per window, now and in order (frames are reused from the previous window), and
-        the CNN call for all of them as a job: one batched ONNX Runtime call per block."""
+        the CNN for all of them as a job: the first conv's new rows per window (`StreamingCNN`),
+        then one batched ONNX Runtime call per block for the rest."""
         t0 = time.perf_counter()
         x = self._features(windows)
-        model = self.model
+        starts = [w.start_sample for w in windows]
         feature_s = time.perf_counter() - t0
 
         def job() -> tuple[np.ndarray, float]:
+            # In stream order (pipelined: one worker thread), so the CNN reuses conv rows.
             t1 = time.perf_counter()
-            probs = model(x)
+            probs = self.cnn(x, starts) if self.cnn is not None else self.model(x)
             return probs, (feature_s + time.perf_counter() - t1) * 1e3 / len(windows)
 
         return job

@@ -257,3 +257,31 @@ def test_a_consumer_that_stops_never_waits_on_the_reader(stop_after):
     closer.start()
     closer.join(timeout=5)
     assert not closer.is_alive(), "closing the stream hung on the reader thread"
+
+
+def test_the_streaming_cnn_reuses_first_conv_rows_and_gives_the_whole_cnns_numbers(clf, demo_audio):
+    """Successive windows one hop apart compute only the first conv's rows that see a new or an edge
+    frame; the numbers are the whole CNN's on the same log-mels. Starts that break the frame grid,
+    go backwards, or jump further than a window recompute everything, and a block's windows may come
+    in one call."""
+    from realtime_sed.classifier import StreamingCNN
+    from realtime_sed.features import LogMelFrames
+
+    assert clf.conv_reach == 2  # the shipped models start with BatchNorm, a 3x3 conv and its ReLU
+    cnn, frames = StreamingCNN(clf), LogMelFrames()
+    rows = 345 - clf.conv_reach  # the first conv's output rows
+    starts = [0, HOP, 2 * HOP, 3 * HOP + 100, 4 * HOP + 100, 2 * HOP, 2 * HOP + 100000, 2 * HOP + 100000 + HOP]
+    fresh = [True, False, False, True, False, True, True, False]
+    for start, recompute in zip(starts, fresh):
+        window = demo_audio[start : start + WINDOW_SAMPLES]
+        x = frames(window, start)
+        before = cnn.rows_computed
+        got = cnn(x[None], [start])
+        np.testing.assert_allclose(got, clf.predict_logmel(x), rtol=0, atol=1e-6)
+        assert cnn.rows_computed - before == (rows if recompute else 4 + 43 + 4), start
+    # A block of three windows in one call, after a fresh start.
+    cnn, frames = StreamingCNN(clf), LogMelFrames()
+    block = [30 * SAMPLE_RATE + i * HOP for i in range(3)]
+    x = np.stack([frames(demo_audio[s : s + WINDOW_SAMPLES], s) for s in block])
+    np.testing.assert_allclose(cnn(x, block), clf.predict_logmel(x), rtol=0, atol=1e-6)
+    assert cnn.rows_computed == rows + 2 * 51
