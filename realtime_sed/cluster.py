@@ -85,8 +85,6 @@ class ResultWriter:
             Path(self.output_dir).mkdir(parents=True, exist_ok=True)
             return
         to_file = opts.output is not None and opts.output != "-"
-        if opts.skip_done and not to_file:
-            raise SedError("--skip-done needs --output FILE or --output-dir")
         if not to_file:
             self._out = sys.stdout
             self._out.write(self.header)
@@ -126,6 +124,16 @@ class ResultWriter:
                 f.close()
 
 
+def check_skip_done(settings: Settings) -> None:
+    """--skip-done resumes from what an earlier run wrote down: the `OUT.done` ledger beside one
+    output file, or the files of --output-dir. Standard output keeps no such record (what reached
+    a pipe or a terminal cannot be read back), so it is refused before any work, not ignored."""
+    opts = settings.classify
+    if opts.skip_done and not opts.output_dir and opts.output in (None, "-"):
+        raise SedError("--skip-done needs --output FILE or --output-dir: standard output keeps no record "
+                       "of the files already done")
+
+
 def _start_ray(settings: Settings):
     try:
         import ray
@@ -147,6 +155,7 @@ def run_classify_ray(settings: Settings) -> int:
     exit code is local classify's (1 if any file failed)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    check_skip_done(settings)
     files = classify_inputs(settings.classify)
     check_output(settings.classify.output, files, "-o")  # before anything is opened for writing
     make_stream(load_classifier(settings.stream), settings)  # bad model or settings: fail before Ray

@@ -75,3 +75,18 @@ def test_engine_ray_without_ray_says_how_to_install_it(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert r.stderr.strip() == "realtime-sed: error: --engine ray needs Ray: pip install 'realtime-sed[cluster]'"
+
+
+@pytest.mark.parametrize("output", [[], ["-o", "-"]])
+def test_skip_done_onto_standard_output_is_refused_before_any_work(output):
+    """Standard output keeps no record of the files done, so there is nothing to resume from: one
+    line and exit 2, before the model loads or Ray starts (so it holds without Ray too), and not a
+    byte of output."""
+    code = ("import sys; sys.modules['ray'] = None; from realtime_sed.cli import main; "
+            f"sys.exit(main(['classify', {str(DEMO_FILE)!r}, '--engine', 'ray', '--skip-done', "
+            f"'--model', 'no-such-model.onnx', *{output!r}]))")  # the model would fail next
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert r.stdout == ""
+    assert r.stderr == ("realtime-sed: error: --skip-done needs --output FILE or --output-dir: standard output "
+                        "keeps no record of the files already done\n")
