@@ -57,6 +57,35 @@ def mel_filterbank() -> np.ndarray:
     return np.maximum(0.0, np.minimum(down, up)).astype(np.float32)
 
 
+MEL_BLOCKS = 8  # bin ranges of the mel product (measured in one run: 121 -> 46 us per 51 frames)
+
+
+@lru_cache(maxsize=1)
+def _mel_blocks() -> tuple[tuple[int, int, int, int, np.ndarray], ...]:
+    """The filterbank's non-zero part as MEL_BLOCKS dense blocks: each range of bins (holding an
+    equal share of the 2,020 non-zero weights) with the mel bands it touches. The triangles are
+    98% zeros, so the product costs a seventh of the dense one; adding no zeros changes only the
+    order in which the non-zero terms are summed (1 ulp)."""
+    fb = mel_filterbank()
+    cum = np.cumsum((fb > 0).sum(axis=1))
+    edges = [0] + [int(np.searchsorted(cum, cum[-1] * k / MEL_BLOCKS)) for k in range(1, MEL_BLOCKS)] + [len(fb)]
+    blocks = []
+    for b0, b1 in zip(edges[:-1], edges[1:]):
+        bands = np.nonzero((fb[b0:b1] > 0).any(axis=0))[0]
+        if b1 > b0 and len(bands):
+            m0, m1 = int(bands.min()), int(bands.max()) + 1
+            blocks.append((b0, b1, m0, m1, np.ascontiguousarray(fb[b0:b1, m0:m1])))
+    return tuple(blocks)
+
+
+def mel_product(power: np.ndarray) -> np.ndarray:
+    """[n, N_FFT // 2 + 1] power -> [n, N_MELS]: `power @ mel_filterbank()`, block by block."""
+    mel = np.zeros((len(power), N_MELS), np.float32)
+    for b0, b1, m0, m1, block in _mel_blocks():
+        mel[:, m0:m1] += power[:, b0:b1] @ block
+    return mel
+
+
 @lru_cache(maxsize=1)
 def hann_window() -> np.ndarray:
     """Periodic Hann window, as torch.hann_window(N_FFT)."""
@@ -80,7 +109,7 @@ def windowed_to_logmel(windowed: np.ndarray) -> np.ndarray:
     spectrum = np.fft.rfft(windowed, axis=-1)
     power = np.square(spectrum.real)
     power += np.square(spectrum.imag)
-    mel = power @ mel_filterbank()
+    mel = mel_product(power)
     # Clamped in dB as well as in power: float32 log10 has several code paths (SIMD or not), and
     # one of them gives -100.00001 for 1e-10. Padding frames feed the CNN, so the floor is exact.
     np.maximum(mel, np.float32(LOG_AMIN), out=mel)

@@ -222,3 +222,21 @@ def test_frames_that_see_only_end_of_stream_padding_are_the_floor_and_not_comput
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
         if valid >= 1000:  # not only silence (one sample falls on the Hann window's zero)
             assert (got[:audible] > FLOOR_DB + 20).mean() > 0.5
+
+
+def test_the_blocked_mel_product_is_the_dense_one(demo_audio):
+    """The mel product runs on the filterbank's non-zero blocks only: every non-zero weight is in
+    exactly one block, and the result is the dense product's up to summation order."""
+    from realtime_sed.features import _frames, _mel_blocks, mel_product
+
+    fb = mel_filterbank()
+    covered = np.zeros(fb.shape, int)
+    for b0, b1, m0, m1, block in _mel_blocks():
+        covered[b0:b1, m0:m1] += 1
+        assert (block == fb[b0:b1, m0:m1]).all()
+    assert (covered[fb > 0] == 1).all() and (covered <= 1).all()
+    assert sum(b.size for *_, b in _mel_blocks()) < fb.size / 5  # the point: far fewer multiplies
+    segments = _frames(np.pad(demo_audio[: 4 * SAMPLE_RATE], 1024), N_FRAMES) * hann_window()
+    power = (np.abs(np.fft.rfft(segments, axis=-1)) ** 2).astype(np.float32)
+    dense = power @ fb
+    np.testing.assert_allclose(mel_product(power), dense, rtol=1e-5, atol=1e-6 * dense.max())
