@@ -110,7 +110,7 @@ def profile_hop(model: str, path: Path, repeats: int = 100) -> dict:
     import soxr
 
     from realtime_sed.events import DetectorConfig, EventDetector
-    from realtime_sed.features import _frames, hann_window, mel_filterbank
+    from realtime_sed.features import _frames, hann_window, mel_product
 
     clf = OnnxClassifier(model, threads=1)
     hop = hop_to_samples(DEFAULT_HOP_SECONDS)
@@ -125,7 +125,7 @@ def profile_hop(model: str, path: Path, repeats: int = 100) -> dict:
     out["frames"] = _median_ms(lambda: segments * hann_window(), repeats)
     out["fft"] = _median_ms(lambda: np.fft.rfft(windowed, axis=-1), repeats)
     out["mel"] = _median_ms(lambda: 10.0 * np.log10(np.maximum(
-        (np.square(spectrum.real) + np.square(spectrum.imag)).astype(np.float32) @ mel_filterbank(),
+        mel_product((np.square(spectrum.real) + np.square(spectrum.imag)).astype(np.float32)),
         np.float32(1e-10))), repeats)
     frames = LogMelFrames()
     looped = np.resize(audio, WINDOW_SAMPLES + hop * (repeats + 1))
