@@ -152,7 +152,8 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default=d.classify.output_dir,
                    help="--engine ray: one output file per input here (NAME.FORMAT) instead of one output")
     p.add_argument("--skip-done", action="store_true",
-                   help="--engine ray: resume, skipping inputs already in --output or --output-dir")
+                   help="--engine ray: resume, skipping inputs already in --output FILE (its FILE.done ledger) "
+                        "or --output-dir; refused onto standard output, which keeps no record")
 
     p = sub.add_parser("devices", formatter_class=argparse.RawDescriptionHelpFormatter, epilog="examples:\n  realtime-sed devices\n  realtime-sed devices --json", help="list audio input devices",
                        description="List the audio input devices PortAudio sees.")
