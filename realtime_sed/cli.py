@@ -335,6 +335,7 @@ def _add_experiments(sub) -> None:
         "results": ["", " --write"],
         "demo": [" convdb", " convdb runs/convdb-all-abl-mix-smooth/convdb.onnx"],
         "table2": ["", " --workers 2 --threads 1"],
+        "teacher-heads": ["", " --folds 1,10 --out /tmp/heads.json"],
     }
 
     def add(name: str, help: str):
@@ -403,6 +404,10 @@ def _add_experiments(sub) -> None:
     q.add_argument("models", nargs="*", default=["convdb"], help="model names or .onnx files (default convdb)")
     q = add("table2", "every run behind the tables, in order, then ship and the pages")
     pool(q, 2, 1)
+    q = add("teacher-heads", "which head on the teacher's embedding: each candidate fold-wise")
+    q.add_argument("--data", default=DATA_DIR, help=f"UrbanSound8K folder (default {DATA_DIR})")
+    q.add_argument("--folds", default="1,2,3,10", help="test folds (default 1,2,3,10)")
+    q.add_argument("--out", default="docs/teacher-heads.json", help="where the figures go (default docs/teacher-heads.json)")
 
 
 def settings_from_args(args: argparse.Namespace, defaults: Settings | None = None) -> Settings:

@@ -18,12 +18,13 @@ import torch
 from onnx import TensorProto, helper
 
 from realtime_sed.constants import CLASSES, SAMPLE_RATE
+from realtime_sed.errors import SedError
 from tests.conftest import REPO, SHARED_DATA, run_cli
 from train import distill
 from train.calibrate import choose_thresholds, target_recall, with_thresholds
 from train.data import fold_split, read_metadata
 from train.negatives import HELD_OUT_KINDS, synthetic_negatives
-from train.teacher import EMBEDDING_DIM, N_SCORES, PATCH_SAMPLES, fit_head, load_teacher
+from train.teacher import EMBEDDING_DIM, N_SCORES, PATCH_SAMPLES, compare_heads, fit_head, load_teacher
 from train.views import ViewBank, ViewSettings, build_views, clip_view, fold_group
 
 YAMNET = REPO.parent / "shared" / "teacher" / "yamnet.tflite"
@@ -195,6 +196,26 @@ def test_calibrated_thresholds_reach_the_runtime_through_the_card(tmp_path):
     path = with_thresholds(REPO / "models" / "convdb.onnx", {"on": on, "off": {c: 0.75 for c in CLASSES}},
                            tmp_path / "convdb.onnx")
     assert OnnxClassifier(path).thresholds["on"] == on
+
+
+def test_head_comparison_fits_on_training_rows_only_and_scores_each_part():
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(len(CLASSES)), 30)
+    emb = rng.standard_normal((len(labels), 32)).astype(np.float32)
+    emb[np.arange(len(labels)), labels] += 6.0  # each class readable from one dimension
+    order = rng.permutation(len(labels))
+    parts = {1: (order[:210], order[210:240], order[240:])}
+    names = ("linear C=0.01", "mlp 256 alpha=0.1")
+    a = compare_heads(emb, labels, parts, names)
+    poisoned = emb.copy()
+    poisoned[order[210:]] = rng.standard_normal((len(labels) - 210, 32)) * 100  # validation and test rows
+    b = compare_heads(poisoned, labels, parts, names)
+    for name in names:
+        assert a["folds"][1][name]["test"] >= 0.8 and a["folds"][1][name]["val"] >= 0.8
+        assert b["folds"][1][name]["test"] < 0.5  # scored on the rows given, with the same fitted head
+    assert a["best_on_val"] in names and set(a["mean"]) == set(names)
+    with pytest.raises(SedError, match="no teacher head named"):
+        compare_heads(emb, labels, parts, ("forest",))
 
 
 def test_view_mixup_adds_powers_and_weights_targets_by_energy_share():

@@ -12,6 +12,7 @@ last epoch. Run folders are relative to the current folder (run it from the proj
     reevaluate    newer metrics for finished runs
     results       the tables of README.md and docs/results.md
     demo          models on the bundled demo, through the streaming path
+    teacher-heads which head on the teacher's embedding, each candidate fold-wise  docs/teacher-heads.json
     table2        all of the above, in order
 
 Trainings run in a pool of `workers` processes (spawned, so they may share a GPU) until an optional
@@ -37,7 +38,7 @@ from train.commands import (finish_run, first_command, summarize_cv, train_comma
 from train.loop import TrainConfig
 from train.settings import (AblationSettings, DemoSettings, ExportSettings, FaithfulSettings, FinalSettings,
                             FoldwiseSettings, PlacementSettings, ReevaluateSettings, ResultsSettings,
-                            ShipSettings, Table2Settings, TrainRun)
+                            ShipSettings, Table2Settings, TeacherHeadsSettings, TrainRun)
 
 MAX_FAILURES = 2  # failed trainings after which a pool stops: something is broken, not one unlucky run
 
@@ -427,10 +428,39 @@ def run_table2(s: Table2Settings) -> int:
     return run_results(ResultsSettings(write=True))
 
 
+def run_teacher_heads(s: TeacherHeadsSettings) -> int:
+    """Each candidate head fitted on every fold run's training clips (the clean views of the view
+    bank, as train.distill fits the shipped one), scored on its validation and test clips."""
+    import numpy as np
+
+    from train.data import build_cache, read_metadata
+    from train.loop import make_split
+    from train.teacher import compare_heads
+    from train.views import ViewSettings, all_negatives, bank_for
+
+    cfg = TrainConfig(data=s.data, views=recipes.RECIPES["kd"].views)
+    cache = build_cache(read_metadata(cfg.data)[0], cfg.cache_dir, progress=False)
+    bank = bank_for(cache.clips, ViewSettings(n_views=cfg.views, seed=cfg.seed),
+                    all_negatives(cfg.esc_data, cfg.synthetic_per_kind, cfg.seed), cfg.cache_dir, cfg.teacher)
+    parts = {}
+    for fold in wanted_folds(cfg, s.folds):
+        split = make_split(replace(cfg, split="fold", test_fold=fold), cache)
+        parts[fold] = tuple(np.asarray(p, dtype=np.int64) * bank.n_views for p in (split.train, split.val, split.test))
+    result = compare_heads(np.asarray(bank.embeddings, np.float32), np.asarray(bank.label), parts)
+    result["command"] = f"realtime-sed experiments teacher-heads --folds {s.folds}"
+    Path(s.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(s.out).write_text(json.dumps(result, indent=1) + "\n")
+    for name, m in result["mean"].items():
+        print(f"{name:22s} val {m['val']:.3f}  test {m['test']:.3f}" + ("  <- best on val" if name == result["best_on_val"] else ""))
+    print(f"wrote {s.out}")
+    return 0
+
+
 COMMANDS = {"faithful": run_faithful, "foldwise": run_foldwise, "ablation": run_ablation,
             "placement": run_placement, "final": run_final, "ship": run_ship, "reevaluate": run_reevaluate,
-            "results": run_results, "demo": run_demo, "table2": run_table2}
+            "results": run_results, "demo": run_demo, "table2": run_table2,
+            "teacher-heads": run_teacher_heads}
 SETTINGS = {"faithful": FaithfulSettings, "foldwise": FoldwiseSettings, "ablation": AblationSettings,
             "placement": PlacementSettings, "final": FinalSettings, "ship": ShipSettings,
             "reevaluate": ReevaluateSettings, "results": ResultsSettings, "demo": DemoSettings,
-            "table2": Table2Settings}
+            "table2": Table2Settings, "teacher-heads": TeacherHeadsSettings}

@@ -338,6 +338,27 @@ def distillation_table() -> str:
             "on that run's training clips only.\n\n" + "\n".join(rows))
 
 
+def teacher_heads_table() -> str:
+    """docs/teacher-heads.json (`realtime-sed experiments teacher-heads`): each candidate head on the
+    teacher's embedding, fitted per fold on that run's training clips."""
+    from train.teacher import HEAD_C
+
+    heads = load(DOCS / "teacher-heads.json")
+    if not heads:
+        return ""
+    folds = list(heads["folds"])
+    rows = [f"| head | validation ACC (mean) | test ACC (mean) | {' | '.join(f'test fold {f}' for f in folds)} |",
+            "|---|---|---|" + "---|" * len(folds)]
+    for name, m in heads["mean"].items():
+        used = " (used)" if name == f"linear C={HEAD_C:g}" else ""
+        rows.append(f"| {name}{used} | {m['val']:.3f} | {m['test']:.3f} | "
+                    + " | ".join(f"{heads['folds'][f][name]['test']:.3f}" for f in folds) + " |")
+    spread = max(m["val"] for m in heads["mean"].values()) - min(m["val"] for m in heads["mean"].values())
+    return (f"Each head fitted on a fold run's training clips, scored on its validation clips (where a "
+            f"choice may be made) and its test clips. Best on validation: {heads['best_on_val']}; the "
+            f"validation means span {spread:.3f}. Command: `{heads['command']}`.\n\n" + "\n".join(rows))
+
+
 def distillation_ablation_table() -> str:
     """Each step of the distilled recipe fold-wise, each adding to the row above (train.recipes):
     what the views, the teacher's probabilities, the embedding head with outlier exposure, and fresh
@@ -456,6 +477,7 @@ def pages() -> tuple[str, str]:
     body += ["## Fold-wise", "", foldwise_table(), "", "## Measuring each change", "", ablation_table(), "",
              *([placement, ""] if placement else []),
              "## Distillation from a pretrained teacher", "", distillation_table(), "",
+             *(["### Which head on the teacher's embedding", "", heads, ""] if (heads := teacher_heads_table()) else []),
              *(["### Each step of the distilled recipe", "", ablation, ""]
                if (ablation := distillation_ablation_table()) else []),
              "## False alarms on sounds that are none of the ten", "", false_alarm_table(), "",

@@ -162,6 +162,15 @@ class DemoSettings:
 
 
 @dataclass(frozen=True)
+class TeacherHeadsSettings:
+    """Which head on the teacher's embedding: each candidate fold-wise (train.teacher.compare_heads)."""
+
+    data: str = DATA_DIR
+    folds: str = "1,2,3,10"
+    out: str = "docs/teacher-heads.json"
+
+
+@dataclass(frozen=True)
 class Table2Settings:
     """Every run behind the results tables, in order, then the shipped models and the pages."""
 

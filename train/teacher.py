@@ -174,3 +174,46 @@ def head_accuracy(head: TeacherHead, embeddings: np.ndarray, labels: np.ndarray,
         return float("nan")
     pred = head.logits(np.asarray(embeddings[idx])).argmax(axis=1)
     return float((pred == np.asarray(labels)[idx]).mean())
+
+
+# ---------------------------------------------------------------- which head: measured
+
+
+HEAD_CANDIDATES = ("linear C=0.001", "linear C=0.003", f"linear C={HEAD_C:g}", "linear C=0.03", "linear C=0.1",
+                   "mlp 256 alpha=0.001", "mlp 256 alpha=0.1", "mlp 256 alpha=1")
+
+
+def fit_candidate(name: str, embeddings: np.ndarray, labels: np.ndarray, train_idx, seed: int = 0):
+    """A head of HEAD_CANDIDATES fitted on `train_idx` only; returns a function rows -> predicted class."""
+    idx = np.asarray(train_idx, dtype=np.int64)
+    if name.startswith("linear C="):
+        head = fit_head(embeddings, labels, idx, c=float(name.split("=")[1]), seed=seed)
+        return lambda rows: head.logits(np.asarray(embeddings[rows])).argmax(axis=1)
+    if name.startswith("mlp 256 alpha="):
+        from sklearn.neural_network import MLPClassifier
+
+        x = np.asarray(embeddings[idx], np.float32)
+        mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
+        mlp = MLPClassifier((256,), alpha=float(name.split("=")[1]), max_iter=300, early_stopping=True,
+                            random_state=seed).fit((x - mean) / scale, np.asarray(labels)[idx])
+        return lambda rows: mlp.predict((np.asarray(embeddings[rows], np.float32) - mean) / scale)
+    raise SedError(f"no teacher head named {name!r} (heads: {', '.join(HEAD_CANDIDATES)})")
+
+
+def compare_heads(embeddings: np.ndarray, labels: np.ndarray, parts: dict, names=HEAD_CANDIDATES,
+                  seed: int = 0) -> dict:
+    """Each candidate head per fold: fitted on that fold run's training rows, scored on its
+    validation rows (where a choice may be made) and its test rows (reported, never chosen on).
+    `parts` is {fold: (train_rows, val_rows, test_rows)}. Returns {"folds": {fold: {name: {val, test}}},
+    "mean": {name: {val, test}}, "best_on_val": the best mean validation ACC}."""
+    labels = np.asarray(labels)
+    folds = {}
+    for fold, (train_rows, val_rows, test_rows) in parts.items():
+        folds[fold] = {}
+        for name in names:
+            predict = fit_candidate(name, embeddings, labels, train_rows, seed)
+            folds[fold][name] = {part: float(np.mean(predict(np.asarray(rows)) == labels[np.asarray(rows)]))
+                                 for part, rows in (("val", val_rows), ("test", test_rows))}
+    mean = {name: {part: float(np.mean([folds[f][name][part] for f in folds])) for part in ("val", "test")}
+            for name in names}
+    return {"folds": folds, "mean": mean, "best_on_val": max(names, key=lambda n: mean[n]["val"])}
