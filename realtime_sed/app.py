@@ -19,8 +19,9 @@ from realtime_sed.inputs import classify_inputs
 from realtime_sed.sinks import EventPrinter, check_output, make_sink
 from realtime_sed.sources import input_devices
 from realtime_sed.stream import WindowResult
-from realtime_sed.wiring import (BATCH_FILE_SECONDS, FileBatch, classify_file, load_classifier, make_stream,
-                                 open_actions, open_event_log, open_file, open_source, row_names)
+from realtime_sed.wiring import (BATCH_FILE_SECONDS, FileBatch, check_clips_folder, classify_file, load_classifier,
+                                 make_stream, open_actions, open_clips, open_event_log, open_file, open_source,
+                                 row_names)
 
 PROGRESS_MIN_SECONDS = 60.0  # files at least this long get a progress bar
 
@@ -53,7 +54,8 @@ def run_listen(settings: Settings) -> int:
         sinks.append(EventPrinter(format_event))
         actions = open_actions(settings.output)
         sinks += [actions] if actions else []
-        stream = make_stream(clf, settings, sinks, source.description, source.wall_time_at)
+        clips = open_clips(settings.output, source.description)
+        stream = make_stream(clf, settings, sinks, source.description, source.wall_time_at, clips=clips)
     except BaseException:
         source.close()
         for sink in sinks:
@@ -79,9 +81,16 @@ def run_listen(settings: Settings) -> int:
     for h in actions.health() if actions else []:
         print(f"{h.name}: sent {h.sent}, failed {h.failed}, dropped {h.dropped}"
               + (f" ({h.last_error})" if h.last_error else ""), file=sys.stderr, flush=True)
+    if clips is not None:
+        print(clips_summary(clips), file=sys.stderr, flush=True)
     if interrupted is not None:
         raise interrupted
     return 0
+
+
+def clips_summary(clips) -> str:
+    return (f"clips: written {clips.written}, failed {clips.failed} in {clips.folder}"
+            + (f" ({clips.last_error})" if clips.last_error else ""))
 
 
 def run_classify(settings: Settings) -> int:
@@ -91,6 +100,7 @@ def run_classify(settings: Settings) -> int:
         raise SedError("--output-dir, --skip-done, --workers and --ray-address are for --engine ray")
     files = classify_inputs(opts)
     check_output(settings.classify.output, files, "-o")  # before anything is opened for writing
+    check_clips_folder(settings.output)
     clf = load_classifier(settings.stream)
     make_stream(clf, settings)  # check the detector settings before touching any file
     sink = make_sink(settings.classify.format, settings.classify.output, windows=settings.output.windows)
@@ -119,7 +129,9 @@ def run_classify(settings: Settings) -> int:
 
 def _classify_one(path: str, name: str, clf, sink, settings: Settings, batch: FileBatch) -> None:
     source = open_file(path, settings)
-    if source.duration_s <= BATCH_FILE_SECONDS:  # its windows share CNN calls with other short files
+    # A short file's windows share CNN calls with other short files; with --clips a file is
+    # detected as it is read, since a clip needs the audio around each event while it is found.
+    if source.duration_s <= BATCH_FILE_SECONDS and not settings.output.clips:
         batch.add(source, name)
         return
     batch.flush()  # rows stay in the order of the files

@@ -80,6 +80,21 @@ def _add_stream_args(p: argparse.ArgumentParser, d: Settings) -> None:
                         f"(default {d.detector.gate_db:g})")
 
 
+def _add_clip_args(p: argparse.ArgumentParser, d: Settings) -> None:
+    p.add_argument("--clips", default=d.output.clips, metavar="DIR",
+                   help="save every finished event's audio here (made if missing); the event's JSON "
+                        "gets \"clip\": PATH")
+    p.add_argument("--pre-roll", type=float, default=d.output.pre_roll, metavar="S",
+                   help=f"seconds of clip before the onset, from audio already heard (default {d.output.pre_roll:g})")
+    p.add_argument("--post-roll", type=float, default=d.output.post_roll, metavar="S",
+                   help=f"seconds of clip after the offset (default {d.output.post_roll:g}); the event is "
+                        "reported once they have been heard")
+    p.add_argument("--clip-format", choices=("flac", "wav", "ogg"), default=d.output.clip_format,
+                   help=f"clip files, 22050 Hz mono as the detector heard it (default {d.output.clip_format})")
+    p.add_argument("--clips-max-mb", type=float, default=d.output.clips_max_mb, metavar="MB",
+                   help="keep the clips folder under MB, deleting the oldest clips first")
+
+
 def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     """The whole command line. The runtime options' defaults come from `defaults` (the settings
     dataclasses' own defaults unless given), and each option's dest is its settings field."""
@@ -117,6 +132,7 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
                         "PREFIX/status; the password comes from RSED_MQTT_PASSWORD")
     p.add_argument("--mqtt-discovery", action="store_true", default=d.output.mqtt_discovery,
                    help="with --mqtt: publish Home Assistant discovery configs (a binary sensor per class)")
+    _add_clip_args(p, d)
     p.add_argument("-v", "--verbose", action="store_true", help="headless: also print each window's top classes")
     p.add_argument("--duration", type=float, default=d.source.duration,
                    help="stop after this many seconds of audio")
@@ -137,6 +153,7 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     p.add_argument("--block-size", type=int, default=d.classify.block_size,
                    help=f"samples per block read (default {d.classify.block_size}: several windows per "
                         "batched CNN call)")
+    _add_clip_args(p, d)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--manifest", default=d.classify.manifest, help="also classify the paths in this file, one a line")
     p.add_argument("--recursive", action="store_true", help="walk directories into their subdirectories")

@@ -66,6 +66,11 @@ class OutputSettings:
     webhook: str | None = None  # POST every finished event's JSON here
     mqtt: str | None = None  # mqtt[s]://[user@]host[:port][/prefix]
     mqtt_discovery: bool = False  # also publish Home Assistant discovery configs
+    clips: str | None = None  # save every finished event's audio in this folder
+    pre_roll: float = 2.0  # seconds of clip before the onset (from audio already heard)
+    post_roll: float = 1.0  # seconds of clip after the offset
+    clip_format: str = "flac"  # flac, wav or ogg; 22050 Hz mono, as the detector heard it
+    clips_max_mb: float | None = None  # delete the oldest clips beyond this many MB
 
 
 @dataclass
@@ -159,6 +164,12 @@ class Settings:
             refuse("--block-size", self.classify.block_size, f"give at least {MIN_BLOCK_SIZE} samples")
         if self.classify.workers is not None and self.classify.workers < 1:
             refuse("--workers", self.classify.workers, "give at least 1 worker")
+        out = self.output
+        for option, value in (("--pre-roll", out.pre_roll), ("--post-roll", out.post_roll)):
+            if not 0.0 <= value <= 60.0:
+                refuse(option, value, "give 0 to 60 seconds")
+        if out.clips_max_mb is not None and not 0 < out.clips_max_mb < float("inf"):
+            refuse("--clips-max-mb", out.clips_max_mb, "give a positive number of MB")
         if not 0 <= self.bench.hours < float("inf"):
             refuse("--hours", self.bench.hours, "give 0 (no soak) or a positive number of hours")
 

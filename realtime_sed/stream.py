@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from realtime_sed.classifier import OnnxClassifier, StreamingCNN
+from realtime_sed.clips import ClipRecorder
 from realtime_sed.constants import SAMPLE_RATE
 from realtime_sed.events import SILENCE_DBFS, DetectorConfig, Event, EventDetector, level_dbfs
 from realtime_sed.features import LogMelFrames
@@ -70,7 +71,8 @@ class StreamStats:
 class DetectionStream:
     def __init__(self, classifier: OnnxClassifier, hop_s: float = DEFAULT_HOP_SECONDS,
                  detector: DetectorConfig | None = None, sinks: Iterable[Sink] = (), filename: str = "",
-                 wall_clock: Callable[[int], float | None] | None = None, pipeline: bool = False):
+                 wall_clock: Callable[[int], float | None] | None = None, pipeline: bool = False,
+                 clips: ClipRecorder | None = None):
         self.classifier = classifier
         self.hop_samples = hop_to_samples(hop_s)
         self.hop_s = self.hop_samples / SAMPLE_RATE
@@ -83,6 +85,9 @@ class DetectionStream:
         self.wall_clock = wall_clock or (lambda sample: None)
         self.stats = StreamStats()
         self.events: list[Event] = []
+        # With --clips, a finished event waits in the recorder until its post-roll has been heard
+        # and its clip written; only then does it reach the sinks (with `clip` set).
+        self.clips = clips
         # Offline (classify) only: live sources want each window's result as soon as possible.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="cnn") if pipeline else None
         self._pending: tuple[list[Window], Future] | None = None
@@ -124,6 +129,8 @@ class DetectionStream:
         every window of the source, the padded last one too, with its log-mels, and no CNN yet.
         `prepared_inputs` are what the CNN must take, and `complete` takes its rows. A source that
         fails keeps the windows read before the failure."""
+        if self.clips is not None:
+            raise ValueError("a stream that saves clips detects as it reads: use run, not prepare")
         t0 = time.perf_counter()
         blocks = iter(blocks)
         try:
@@ -192,13 +199,27 @@ class DetectionStream:
             self.stats.infer_ms.append(infer_ms)
             for sink in self.sinks:
                 sink.window(self.filename, w.start_s, p, wall)
-            self._emit(finished)
             active = self.detector.active_events
+            self._finished(finished, active)
             for sink in self.sinks:
                 sink.active(self.filename, active)
             results.append(WindowResult(w.index, w.start_s, w.end_s, wall, p, smoothed, level,
                                         infer_ms, finished, active))
         return results
+
+    def _finished(self, events: list[Event], active: list[Event] | None = None) -> None:
+        """Events the detector closed: to the sinks now, or to the clip recorder first."""
+        if self.clips is None:
+            self._emit(events)
+            return
+        if active is not None:
+            self.clips.track(active)
+        self.clips.hold(events)
+
+    def _release(self, final: bool = False) -> None:
+        """With --clips: the events whose clips are written (every one held, at the end)."""
+        if self.clips is not None:
+            self._emit(self.clips.ready(final))
 
     def _emit(self, events: list[Event]) -> None:
         """Every event reaches every sink; a failing sink (a full disk) does not keep an event
@@ -218,7 +239,11 @@ class DetectionStream:
     def push(self, block: np.ndarray) -> list[WindowResult]:
         """Feeds a block of float32 mono 22050 Hz audio; returns the windows it completed."""
         self._account(block)
-        return self._infer(self.windower.push(block))
+        if self.clips is not None:
+            self.clips.append(block)
+        results = self._infer(self.windower.push(block))
+        self._release()
+        return results
 
     def _account(self, block: np.ndarray) -> None:
         self.stats.audio_s += len(block) / SAMPLE_RATE
@@ -233,7 +258,8 @@ class DetectionStream:
         """End of stream: the padded last window, then every open event is closed."""
         results = self._infer(self.windower.flush(), drain=True)
         closing = self.detector.finish(self.windower.samples_seen / SAMPLE_RATE)
-        self._emit(closing)
+        self._finished(closing, [])
+        self._release(final=True)
         if results:
             results[-1].finished.extend(closing)
             results[-1].active = []
@@ -259,7 +285,8 @@ class DetectionStream:
             except BaseException:
                 # A failing source (a microphone unplugged): close and write the events already
                 # detected, without running anything else that might fail too.
-                self._emit(self.detector.finish(self.windower.samples_seen / SAMPLE_RATE, cut_short=True))
+                self._finished(self.detector.finish(self.windower.samples_seen / SAMPLE_RATE, cut_short=True), [])
+                self._release(final=True)
                 raise
             self._close_run(ended, on_window)
         finally:
@@ -284,4 +311,5 @@ class DetectionStream:
             for result in self._infer([], drain=True):
                 if on_window:
                     on_window(result)
-            self._emit(self.detector.finish(self.windower.samples_seen / SAMPLE_RATE, cut_short=True))
+            self._finished(self.detector.finish(self.windower.samples_seen / SAMPLE_RATE, cut_short=True), [])
+            self._release(final=True)

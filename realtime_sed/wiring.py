@@ -8,6 +8,7 @@ Textual or the terminal.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -16,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from realtime_sed.classifier import OnnxClassifier
-from realtime_sed.constants import CLASSES
-from realtime_sed.errors import SedError
+from realtime_sed.clips import ClipRecorder
+from realtime_sed.constants import CLASSES, SAMPLE_RATE
+from realtime_sed.errors import OutputError, SedError
 from realtime_sed.events import DetectorConfig, Event
 from realtime_sed.settings import DetectorSettings, OutputSettings, Settings, SourceSettings, StreamSettings
 from realtime_sed.sinks import JsonlSink, Sink, check_output
@@ -46,11 +48,11 @@ def detector_config(detector: DetectorSettings, clf: OnnxClassifier) -> Detector
 
 def make_stream(clf: OnnxClassifier, settings: Settings, sinks: list[Sink] | tuple = (), filename: str = "",
                 wall_clock: Callable[[int], float | None] | None = None,
-                pipeline: bool = False) -> DetectionStream:
+                pipeline: bool = False, clips: ClipRecorder | None = None) -> DetectionStream:
     """The one DetectionStream of a run; bad detector settings become a SedError."""
     try:
         return DetectionStream(clf, settings.stream.hop, detector_config(settings.detector, clf), sinks,
-                               filename, wall_clock, pipeline)
+                               filename, wall_clock, pipeline, clips)
     except ValueError as exc:
         raise SedError(str(exc)) from None
 
@@ -88,9 +90,32 @@ def open_actions(output: OutputSettings):
     return ActionSink(actions) if actions else None
 
 
+def check_clips_folder(output: OutputSettings) -> None:
+    """--clips: the folder is made if missing, and must be writable, before any work."""
+    if not output.clips:
+        return
+    folder = Path(output.clips)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"--clips {folder}: {exc.strerror or exc}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"--clips {folder}: not writable")
+
+
+def open_clips(output: OutputSettings, source: str, lag_s: float = 0.0) -> ClipRecorder | None:
+    """The clip recorder of one stream (one per file in classify), if --clips was given; `lag_s`:
+    how far the audio read runs ahead of the detector beyond one window."""
+    if not output.clips:
+        return None
+    return ClipRecorder(output.clips, output.pre_roll, output.post_roll, output.clip_format,
+                        output.clips_max_mb, source, lag_s)
+
+
 def check_listen_outputs(settings: Settings) -> None:
     """Before the model loads: an event log that cannot be written (or is the replayed file)."""
     check_output(settings.output.events, [settings.source.file] if settings.source.file else [], "--events")
+    check_clips_folder(settings.output)
 
 
 def open_file(path: str | Path, settings: Settings) -> FileSource:
@@ -111,7 +136,10 @@ def classify_file(source: FileSource, clf: OnnxClassifier, sink: Sink, settings:
     """One file through the streaming path, decoding ahead in a thread and the CNN pipelined
     against the log-mels; returns its events (which `sink` has received too), each row named
     `name` (default: the file's name)."""
-    stream = make_stream(clf, settings, [sink], name or source.description, pipeline=True)
+    name = name or source.description
+    # Pipelined, results come one block after the block that completes their window.
+    clips = open_clips(settings.output, name, lag_s=2 * settings.classify.block_size / SAMPLE_RATE)
+    stream = make_stream(clf, settings, [sink], name, pipeline=True, clips=clips)
     blocks = prefetched(source.blocks())
     try:
         stream.run(blocks, on_window)
