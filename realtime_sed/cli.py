@@ -54,6 +54,10 @@ def _class_list(text: str) -> tuple[str, ...]:
 
 
 def _add_stream_args(p: argparse.ArgumentParser, d: Settings) -> None:
+    p.add_argument("--config", default=d.config.config, metavar="FILE.toml",
+                   help="read settings from this TOML file (keys named as the options, [classes.NAME] "
+                        "sections for one class); options given here win over the file; "
+                        "`realtime-sed config --print` writes one to start from")
     p.add_argument("--model", default=d.stream.model,
                    help=f"model name in models/ ({', '.join(MODEL_NAMES)}) or a path to an .onnx file "
                         f"(default: {d.stream.model})")
@@ -114,12 +118,12 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     p.add_argument("--device", default=d.source.device,
                    help="input device: index or part of its name (see `realtime-sed devices`)")
     p.add_argument("--file", default=d.source.file, help="replay this audio file instead of the microphone")
-    p.add_argument("--realtime", action="store_true",
+    p.add_argument("--realtime", action="store_true", default=d.source.realtime,
                    help="with --file: pace the replay in real time (default: as fast as possible)")
     p.add_argument("--events", default=d.output.events, help="append detected events to this JSONL file")
-    p.add_argument("--windows", action="store_true",
+    p.add_argument("--windows", action="store_true", default=d.output.windows,
                    help="with --events: also log every window's class probabilities")
-    p.add_argument("--no-tui", action="store_true", help="print events instead of the dashboard")
+    p.add_argument("--no-tui", action="store_true", default=d.output.no_tui, help="print events instead of the dashboard")
     p.add_argument("--exec", default=d.output.exec, metavar="CMD",
                    help="run CMD for every finished event (split like a shell would, never run by one); "
                         "the event's JSON on its stdin, RSED_LABEL/ONSET/OFFSET/PEAK/SOURCE/CLIP in its environment")
@@ -133,7 +137,7 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     p.add_argument("--mqtt-discovery", action="store_true", default=d.output.mqtt_discovery,
                    help="with --mqtt: publish Home Assistant discovery configs (a binary sensor per class)")
     _add_clip_args(p, d)
-    p.add_argument("-v", "--verbose", action="store_true", help="headless: also print each window's top classes")
+    p.add_argument("-v", "--verbose", action="store_true", default=d.output.verbose, help="headless: also print each window's top classes")
     p.add_argument("--duration", type=float, default=d.source.duration,
                    help="stop after this many seconds of audio")
 
@@ -149,14 +153,14 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("tsv", "jsonl", "csv"), default=d.classify.format,
                    help="tsv: DCASE (filename, onset, offset, event_label) with a header (default)")
     p.add_argument("-o", "--output", default=d.classify.output, help="write here instead of standard output")
-    p.add_argument("--windows", action="store_true", help="jsonl: also write every window's probabilities")
+    p.add_argument("--windows", action="store_true", default=d.output.windows, help="jsonl: also write every window's probabilities")
     p.add_argument("--block-size", type=int, default=d.classify.block_size,
                    help=f"samples per block read (default {d.classify.block_size}: several windows per "
                         "batched CNN call)")
     _add_clip_args(p, d)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", default=d.classify.quiet, help="no progress bar")
     p.add_argument("--manifest", default=d.classify.manifest, help="also classify the paths in this file, one a line")
-    p.add_argument("--recursive", action="store_true", help="walk directories into their subdirectories")
+    p.add_argument("--recursive", action="store_true", default=d.classify.recursive, help="walk directories into their subdirectories")
     p.add_argument("--glob", default=d.classify.glob,
                    help="in walked directories, only files matching this pattern (default: audio files)")
     p.add_argument("--engine", choices=("local", "ray"), default=d.classify.engine,
@@ -168,9 +172,20 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
                    help="--engine ray: worker processes (default: the cluster's CPUs)")
     p.add_argument("--output-dir", default=d.classify.output_dir,
                    help="--engine ray: one output file per input here (NAME.FORMAT) instead of one output")
-    p.add_argument("--skip-done", action="store_true",
+    p.add_argument("--skip-done", action="store_true", default=d.classify.skip_done,
                    help="--engine ray: resume, skipping inputs already in --output FILE (its FILE.done ledger) "
                         "or --output-dir; refused onto standard output, which keeps no record")
+
+    p = sub.add_parser("config", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="examples:\n  realtime-sed config --print > realtime-sed.toml\n"
+                              "  realtime-sed config --print --config examples/realtime-sed.toml",
+                       help="write the effective settings of listen and classify as TOML",
+                       description="The settings listen and classify would run with (the defaults, or "
+                                   "--config FILE's), as a TOML file to start a config from.")
+    p.add_argument("--print", dest="print_config", action="store_true", default=d.config.print_config,
+                   help="write the settings as TOML on standard output")
+    p.add_argument("--config", default=d.config.config, metavar="FILE.toml",
+                   help="start from this config file instead of the defaults")
 
     p = sub.add_parser("devices", formatter_class=argparse.RawDescriptionHelpFormatter, epilog="examples:\n  realtime-sed devices\n  realtime-sed devices --json", help="list audio input devices",
                        description="List the audio input devices PortAudio sees.")
@@ -498,7 +513,7 @@ def train_settings_from_args(args: argparse.Namespace):
     return TrainConfig(**given), settings_of(TrainRun, args, given=frozenset(given))
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+def _dispatch(args: argparse.Namespace, defaults: Settings | None = None) -> int:
     if args.command == "quantize":
         try:
             from train.quantize import run_quantize
@@ -526,16 +541,52 @@ def _dispatch(args: argparse.Namespace) -> int:
             raise SedError(f"{TRAIN_HINT} ({exc})") from None
         cls = experiments.SETTINGS[args.experiment]
         return experiments.COMMANDS[args.experiment](settings_of(cls, args))
-    settings = settings_from_args(args)
+    settings = settings_from_args(args, defaults)
     settings.check()
+    if args.command == "config":
+        from realtime_sed.config import settings_toml
+
+        if not settings.config.print_config:
+            raise SedError("config: nothing to do; give --print")
+        sys.stdout.write(settings_toml(settings))
+        return 0
     return _run_runtime(args.command, settings)
 
 
+def _config_defaults(argv: list[str]) -> Settings | None:
+    """--config FILE, read before the command line is parsed: its settings become the parser's
+    defaults, so whatever the command line gives still wins."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(argv)
+    if not known.config:
+        return None
+    from realtime_sed.config import load_config
+
+    settings = load_config(known.config)
+    settings.config.config = known.config
+    return settings
+
+
+def settings_for(argv: list[str]) -> Settings:
+    """The runtime settings a command line (with its --config file) gives, checked."""
+    defaults = _config_defaults(argv)
+    settings = settings_from_args(build_parser(defaults).parse_args(argv), defaults)
+    settings.check()
+    return settings
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        defaults = _config_defaults(argv)
+    except SedError as exc:
+        print(f"realtime-sed: error: {exc}", file=sys.stderr)
+        return 2
+    args = build_parser(defaults).parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        return _dispatch(args)
+        return _dispatch(args, defaults)
     except OutputError as exc:
         print(f"realtime-sed: error: {exc}", file=sys.stderr)
         _drop_stdout()  # stdout on a full disk: its buffer must not fail again at exit

@@ -59,6 +59,7 @@ class DetectorConfig:
     min_duration: float = 0.0
     allow: list[str] | None = None
     gate_db: float = -60.0
+    min_durations: dict[str, float] | None = None  # per class, beside `min_duration` for the rest
 
     @classmethod
     def from_card(cls, thresholds: dict, **overrides) -> "DetectorConfig":
@@ -110,6 +111,7 @@ class EventDetector:
         if unknown:
             raise ValueError(f"unknown classes: {', '.join(sorted(unknown))} (known: {', '.join(CLASSES)})")
         self.allowed = np.array([c in allow for c in CLASSES])
+        self.min_duration = _per_class(config.min_durations or {}, config.min_duration)
         self.hop_s, self.window_s = hop_s, window_s
         self._history: deque[np.ndarray] = deque(maxlen=config.smooth)
         self._active: dict[int, _Active] = {}
@@ -147,7 +149,7 @@ class EventDetector:
         act = self._active.pop(c)
         ev = Event(CLASSES[c], round(act.onset, 4), round(act.last_end if end is None else end, 4), float(act.peak),
                    act.wall_onset, cut_short=cut_short)
-        if ev.duration < self.config.min_duration:
+        if ev.duration < self.min_duration[c]:
             self.short_events_dropped += 1
             return []
         return [ev]

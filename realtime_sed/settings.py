@@ -31,6 +31,16 @@ class StreamSettings:
 
 
 @dataclass
+class ClassSettings:
+    """A config file's [classes.NAME] section: this class's own values (None: the run's)."""
+
+    threshold: float | None = None
+    off_threshold: float | None = None
+    min_duration: float | None = None
+    enabled: bool = True  # false: this class raises no events
+
+
+@dataclass
 class DetectorSettings:
     """Window probabilities -> events. None means: the model card's value (else the detector's)."""
 
@@ -41,6 +51,7 @@ class DetectorSettings:
     min_duration: float = DetectorConfig.min_duration
     classes: tuple[str, ...] | None = None  # allow-list of classes that may raise events
     gate_db: float = DetectorConfig.gate_db
+    per_class: dict[str, ClassSettings] = field(default_factory=dict)  # a config file's [classes.NAME]
 
 
 @dataclass
@@ -126,6 +137,14 @@ class ScreenshotSettings:
 
 
 @dataclass
+class ConfigSettings:
+    """`--config FILE.toml` (listen, classify) and `config --print`."""
+
+    config: str | None = None  # a TOML file filling these settings; the command line overrides it
+    print_config: bool = False  # `config --print`: write the effective settings as TOML
+
+
+@dataclass
 class Settings:
     """Every section together: what one run of a runtime command is given."""
 
@@ -137,6 +156,7 @@ class Settings:
     bench: BenchSettings = field(default_factory=BenchSettings)
     screenshot: ScreenshotSettings = field(default_factory=ScreenshotSettings)
     devices: DevicesSettings = field(default_factory=DevicesSettings)
+    config: ConfigSettings = field(default_factory=ConfigSettings)
 
     def check(self) -> None:
         """Refuses, before any work, values the types allow but no run can use (the hop is checked
@@ -148,6 +168,13 @@ class Settings:
         for option, value in (("--threshold", detector.threshold), ("--off-threshold", detector.off_threshold)):
             if value is not None and not 0.0 <= value <= 1.0:  # NaN too
                 refuse(option, value, "a probability between 0 and 1")
+        for name, own in detector.per_class.items():
+            for key in ("threshold", "off_threshold"):
+                value = getattr(own, key)
+                if value is not None and not 0.0 <= value <= 1.0:
+                    refuse(f"[classes.{name}] {key}", value, "a probability between 0 and 1")
+            if own.min_duration is not None and not 0.0 <= own.min_duration < float("inf"):
+                refuse(f"[classes.{name}] min_duration", own.min_duration, "give 0 s or more")
         if not 0.0 <= detector.min_duration < float("inf"):
             refuse("--min-duration", detector.min_duration, "give 0 s or more")
         if not -float("inf") < detector.gate_db <= 0.0:

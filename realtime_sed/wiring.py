@@ -35,15 +35,42 @@ def load_classifier(stream: StreamSettings) -> OnnxClassifier:
 
 
 def detector_config(detector: DetectorSettings, clf: OnnxClassifier) -> DetectorConfig:
-    """The model card's thresholds, overridden by whatever the settings give."""
+    """The model card's thresholds, overridden by whatever the settings give, and then, class by
+    class, by a config file's [classes.NAME] sections (the more specific value wins)."""
     allow = list(detector.classes) if detector.classes else None
-    for name in allow or ():
+    for name in [*(allow or ()), *detector.per_class]:
         if name not in CLASSES:
             raise SedError(f"unknown class {name!r} in --classes; known: {', '.join(CLASSES)}")
-    return DetectorConfig.from_card(
+    cfg = DetectorConfig.from_card(
         clf.thresholds, on=detector.threshold, off=detector.off_threshold, smooth=detector.smooth,
         smooth_method=detector.smooth_method, min_duration=detector.min_duration, allow=allow,
         gate_db=detector.gate_db)
+    if not detector.per_class:
+        return cfg
+    own = detector.per_class
+    on = _class_values(cfg.on)
+    # An off-threshold left out follows the class's own on-threshold (on - 0.15), as for --threshold.
+    given_off = {} if cfg.off is None else cfg.off if isinstance(cfg.off, dict) else dict.fromkeys(CLASSES, cfg.off)
+    off = {c: float(v) for c, v in given_off.items() if own.get(c) is None or own[c].threshold is None}
+    for c, s in own.items():
+        if s.threshold is not None:
+            on[c] = s.threshold
+        if s.off_threshold is not None:
+            off[c] = s.off_threshold
+    cfg.on = on
+    cfg.off = {c: off.get(c, max(on[c] - 0.15, 0.0)) for c in CLASSES}
+    cfg.min_durations = {c: s.min_duration for c, s in own.items() if s.min_duration is not None}
+    cfg.allow = [c for c in (allow or CLASSES) if own.get(c) is None or own[c].enabled]
+    if not cfg.allow:
+        raise SedError("every class is disabled ([classes.NAME] enabled = false): no event could be raised")
+    return cfg
+
+
+def _class_values(value: float | dict[str, float]) -> dict[str, float]:
+    """A threshold (one for all, or a card's per-class dict) as a value for every class."""
+    if isinstance(value, dict):
+        return {c: float(value.get(c, 0.5)) for c in CLASSES}  # as the detector fills gaps
+    return {c: float(value) for c in CLASSES}
 
 
 def make_stream(clf: OnnxClassifier, settings: Settings, sinks: list[Sink] | tuple = (), filename: str = "",
