@@ -24,6 +24,7 @@ from realtime_sed.wiring import (BATCH_FILE_SECONDS, FileBatch, check_clips_fold
                                  row_names)
 
 PROGRESS_MIN_SECONDS = 60.0  # files at least this long get a progress bar
+CLASSIFY_ACTIONS_CLOSE_S = 30.0  # classify's end waits this long for the actions to send what they hold
 
 
 def format_event(ev: Event) -> str:
@@ -78,14 +79,19 @@ def run_listen(settings: Settings) -> int:
         for sink in sinks:
             sink.close()
     print(stream.stats.summary(source.dropped_samples, source.overflows), file=sys.stderr, flush=True)
-    for h in actions.health() if actions else []:
-        print(f"{h.name}: sent {h.sent}, failed {h.failed}, dropped {h.dropped}"
-              + (f" ({h.last_error})" if h.last_error else ""), file=sys.stderr, flush=True)
+    if actions is not None:
+        print_action_health(actions)
     if clips is not None:
         print(clips_summary(clips), file=sys.stderr, flush=True)
     if interrupted is not None:
         raise interrupted
     return 0
+
+
+def print_action_health(actions) -> None:
+    for h in actions.health():
+        print(f"{h.name}: sent {h.sent}, failed {h.failed}, dropped {h.dropped}"
+              + (f" ({h.last_error})" if h.last_error else ""), file=sys.stderr, flush=True)
 
 
 def clips_summary(clips) -> str:
@@ -104,30 +110,37 @@ def run_classify(settings: Settings) -> int:
     clf = load_classifier(settings.stream)
     make_stream(clf, settings)  # check the detector settings before touching any file
     sink = make_sink(settings.classify.format, settings.classify.output, windows=settings.output.windows)
+    actions = None
     failed = done = 0
-    batch = FileBatch(clf, sink, settings)
+    batch = None
     try:
+        actions = open_actions(settings.output, wait=True)
+        batch = FileBatch(clf, sink, settings, also=[actions] if actions else [])
         for path, name in zip(files, row_names(files)):
             try:
-                _classify_one(path, name, clf, sink, settings, batch)
+                _classify_one(path, name, clf, sink, settings, batch, [actions] if actions else [])
                 done += 1
             except AudioError as exc:
                 failed += 1
                 print(f"realtime-sed: error: {exc}", file=sys.stderr)
         batch.flush()
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what was found so far is written
-        batch.flush()
+        if batch is not None:
+            batch.flush()
         print(f"realtime-sed: stopped in {files[min(done + failed, len(files) - 1)]}: {done} of {len(files)} "
               "files classified; its open events were written, cut short", file=sys.stderr, flush=True)
         raise
     finally:
         sink.close()
+        if actions is not None:
+            actions.close(timeout=CLASSIFY_ACTIONS_CLOSE_S)
+            print_action_health(actions)
     if failed and len(files) > 1:  # one file: its error line says it all
         print(f"realtime-sed: {failed} of {len(files)} files failed", file=sys.stderr)
     return 1 if failed else 0
 
 
-def _classify_one(path: str, name: str, clf, sink, settings: Settings, batch: FileBatch) -> None:
+def _classify_one(path: str, name: str, clf, sink, settings: Settings, batch: FileBatch, also=()) -> None:
     source = open_file(path, settings)
     # A short file's windows share CNN calls with other short files; with --clips a file is
     # detected as it is read, since a clip needs the audio around each event while it is found.
@@ -137,13 +150,13 @@ def _classify_one(path: str, name: str, clf, sink, settings: Settings, batch: Fi
     batch.flush()  # rows stay in the order of the files
     show = not settings.classify.quiet and source.duration_s >= PROGRESS_MIN_SECONDS and sys.stderr.isatty()
     if not show:
-        classify_file(source, clf, sink, settings, name=name)
+        classify_file(source, clf, sink, settings, name=name, also=also)
         return
     from rich.progress import Progress
 
     with Progress(transient=True) as progress:
         task = progress.add_task(name, total=source.duration_s)
-        classify_file(source, clf, sink, settings, lambda r: progress.update(task, completed=r.end_s), name)
+        classify_file(source, clf, sink, settings, lambda r: progress.update(task, completed=r.end_s), name, also)
 
 
 def run_devices(settings: Settings) -> int:

@@ -84,6 +84,21 @@ def _add_stream_args(p: argparse.ArgumentParser, d: Settings) -> None:
                         f"(default {d.detector.gate_db:g})")
 
 
+def _add_action_args(p: argparse.ArgumentParser, d: Settings) -> None:
+    p.add_argument("--exec", default=d.output.exec, metavar="CMD",
+                   help="run CMD for every finished event (split like a shell would, never run by one); "
+                        "the event's JSON on its stdin, RSED_LABEL/ONSET/OFFSET/PEAK/SOURCE/CLIP in its environment")
+    p.add_argument("--exec-timeout", type=float, default=d.output.exec_timeout,
+                   help=f"seconds a command may run (default {d.output.exec_timeout:g})")
+    p.add_argument("--webhook", default=d.output.webhook, metavar="URL",
+                   help="POST every finished event's JSON to URL (retries with backoff)")
+    p.add_argument("--mqtt", default=d.output.mqtt, metavar="URL",
+                   help="mqtt[s]://[user@]host[:port][/prefix]: PREFIX/event, PREFIX/<class> ON/OFF, "
+                        "PREFIX/status; the password comes from RSED_MQTT_PASSWORD")
+    p.add_argument("--mqtt-discovery", action="store_true", default=d.output.mqtt_discovery,
+                   help="with --mqtt: publish Home Assistant discovery configs (a binary sensor per class)")
+
+
 def _add_clip_args(p: argparse.ArgumentParser, d: Settings) -> None:
     p.add_argument("--clips", default=d.output.clips, metavar="DIR",
                    help="save every finished event's audio here (made if missing); the event's JSON "
@@ -124,18 +139,7 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     p.add_argument("--windows", action="store_true", default=d.output.windows,
                    help="with --events: also log every window's class probabilities")
     p.add_argument("--no-tui", action="store_true", default=d.output.no_tui, help="print events instead of the dashboard")
-    p.add_argument("--exec", default=d.output.exec, metavar="CMD",
-                   help="run CMD for every finished event (split like a shell would, never run by one); "
-                        "the event's JSON on its stdin, RSED_LABEL/ONSET/OFFSET/PEAK/SOURCE/CLIP in its environment")
-    p.add_argument("--exec-timeout", type=float, default=d.output.exec_timeout,
-                   help=f"seconds a command may run (default {d.output.exec_timeout:g})")
-    p.add_argument("--webhook", default=d.output.webhook, metavar="URL",
-                   help="POST every finished event's JSON to URL (retries with backoff)")
-    p.add_argument("--mqtt", default=d.output.mqtt, metavar="URL",
-                   help="mqtt[s]://[user@]host[:port][/prefix]: PREFIX/event, PREFIX/<class> ON/OFF, "
-                        "PREFIX/status; the password comes from RSED_MQTT_PASSWORD")
-    p.add_argument("--mqtt-discovery", action="store_true", default=d.output.mqtt_discovery,
-                   help="with --mqtt: publish Home Assistant discovery configs (a binary sensor per class)")
+    _add_action_args(p, d)
     _add_clip_args(p, d)
     p.add_argument("-v", "--verbose", action="store_true", default=d.output.verbose, help="headless: also print each window's top classes")
     p.add_argument("--duration", type=float, default=d.source.duration,
@@ -157,6 +161,7 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     p.add_argument("--block-size", type=int, default=d.classify.block_size,
                    help=f"samples per block read (default {d.classify.block_size}: several windows per "
                         "batched CNN call)")
+    _add_action_args(p, d)
     _add_clip_args(p, d)
     p.add_argument("--quiet", action="store_true", default=d.classify.quiet, help="no progress bar")
     p.add_argument("--manifest", default=d.classify.manifest, help="also classify the paths in this file, one a line")

@@ -156,6 +156,9 @@ def run_classify_ray(settings: Settings) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     check_skip_done(settings)
+    out = settings.output
+    if out.exec or out.webhook or out.mqtt or out.clips:
+        raise SedError("--exec, --webhook, --mqtt and --clips are for --engine local")
     files = classify_inputs(settings.classify)
     check_output(settings.classify.output, files, "-o")  # before anything is opened for writing
     make_stream(load_classifier(settings.stream), settings)  # bad model or settings: fail before Ray

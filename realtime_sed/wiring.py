@@ -97,8 +97,9 @@ def open_event_log(output: OutputSettings) -> JsonlSink | None:
     return JsonlSink(output.events, windows=output.windows) if output.events else None
 
 
-def open_actions(output: OutputSettings):
-    """The actions asked for (--exec, --webhook, --mqtt) behind one sink, or None."""
+def open_actions(output: OutputSettings, wait: bool = False):
+    """The actions asked for (--exec, --webhook, --mqtt) behind one sink, or None; `wait`: a full
+    action queue holds the stream back instead of dropping (classify)."""
     from realtime_sed.actions import ActionSink
 
     actions = []
@@ -114,7 +115,7 @@ def open_actions(output: OutputSettings):
         from realtime_sed.actions.mqtt import MqttAction
 
         actions.append(MqttAction(output.mqtt, output.mqtt_discovery))
-    return ActionSink(actions) if actions else None
+    return ActionSink(actions, wait) if actions else None
 
 
 def check_clips_folder(output: OutputSettings) -> None:
@@ -135,6 +136,7 @@ def open_clips(output: OutputSettings, source: str, lag_s: float = 0.0) -> ClipR
     how far the audio read runs ahead of the detector beyond one window."""
     if not output.clips:
         return None
+    check_clips_folder(output)
     return ClipRecorder(output.clips, output.pre_roll, output.post_roll, output.clip_format,
                         output.clips_max_mb, source, lag_s)
 
@@ -159,14 +161,14 @@ def row_names(paths: list[str] | tuple[str, ...]) -> list[str]:
 
 def classify_file(source: FileSource, clf: OnnxClassifier, sink: Sink, settings: Settings,
                   on_window: Callable[[WindowResult], None] | None = None,
-                  name: str | None = None) -> list[Event]:
+                  name: str | None = None, also: list[Sink] | tuple = ()) -> list[Event]:
     """One file through the streaming path, decoding ahead in a thread and the CNN pipelined
     against the log-mels; returns its events (which `sink` has received too), each row named
-    `name` (default: the file's name)."""
+    `name` (default: the file's name); `also`: more sinks (the actions), which outlive the file."""
     name = name or source.description
     # Pipelined, results come one block after the block that completes their window.
     clips = open_clips(settings.output, name, lag_s=2 * settings.classify.block_size / SAMPLE_RATE)
-    stream = make_stream(clf, settings, [sink], name, pipeline=True, clips=clips)
+    stream = make_stream(clf, settings, [sink, *also], name, pipeline=True, clips=clips)
     blocks = prefetched(source.blocks())
     try:
         stream.run(blocks, on_window)
@@ -183,8 +185,8 @@ class FileBatch:
     each file's rows follow, file by file in the order they were added. ONNX Runtime gives each
     window the same numbers in any batch, so the rows are those of `classify_file`, file by file."""
 
-    def __init__(self, clf: OnnxClassifier, sink: Sink, settings: Settings):
-        self.clf, self.sink, self.settings = clf, sink, settings
+    def __init__(self, clf: OnnxClassifier, sink: Sink, settings: Settings, also: list[Sink] | tuple = ()):
+        self.clf, self.sink, self.settings, self.also = clf, sink, settings, list(also)  # also: the actions
         self._streams: list[tuple[DetectionStream, bool]] = []  # (stream, cut short)
         self._waiting = 0  # prepared windows not yet through the CNN
 
@@ -192,7 +194,7 @@ class FileBatch:
         """Reads the whole file now. A file that fails or is stopped (Ctrl-C, SIGTERM) part-way
         gets the windows read until then and its open events, cut short, as `classify_file` gives
         them; everything added before it is written first."""
-        stream = make_stream(self.clf, self.settings, [self.sink], name or source.description)
+        stream = make_stream(self.clf, self.settings, [self.sink, *self.also], name or source.description)
         try:
             stream.prepare(source.blocks())
         except BaseException:

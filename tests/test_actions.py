@@ -292,3 +292,42 @@ def test_exec_refuses_a_missing_command_or_bad_quoting():
     with pytest.raises(SedError):
         ExecAction("echo 'unclosed")
 
+
+
+def test_classify_waits_for_a_slow_action_instead_of_dropping(hook_server):
+    """classify hands events over with `wait`: a full queue holds the files back, nothing is
+    dropped; listen's way (no wait) drops and counts."""
+    Hook.hang_s = 0.2
+    url = f"http://127.0.0.1:{hook_server.server_port}/"
+    events = [Event("siren", float(i), i + 1.0, 0.9) for i in range(5)]
+    waiting = WebhookAction(url, queue_size=1)
+    sink = ActionSink([waiting], wait=True)
+    for ev in events:
+        sink.event("a.wav", ev)
+    sink.close(timeout=10)
+    assert (waiting.health().sent, waiting.health().dropped) == (5, 0)
+    assert [r["onset"] for _, r in Hook.received] == [ev.onset for ev in events]
+    live = WebhookAction(url, queue_size=1)
+    sink = ActionSink([live])
+    for ev in events:
+        sink.event("b.wav", ev)
+    sink.close(timeout=10)
+    assert live.health().dropped >= 3 and live.health().sent + live.health().dropped == 5
+
+
+def test_classify_sends_every_event_to_exec_and_webhook(hook_server, tmp_path):
+    from tests.conftest import DEMO, run_cli
+
+    out, ran = tmp_path / "events.jsonl", tmp_path / "ran.jsonl"
+    script = tmp_path / "hook.py"
+    script.write_text(f"import sys\nopen({str(ran)!r}, 'a').write(sys.stdin.readline())\n")
+    r = run_cli("classify", DEMO, "--format", "jsonl", "-o", out, "--exec", f"{sys.executable} {script}",
+                "--webhook", f"http://127.0.0.1:{hook_server.server_port}/", "--clips", tmp_path / "clips",
+                timeout=120)
+    assert r.returncode == 0, r.stderr
+    logged = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(logged) >= 5 and all(e["clip"] for e in logged)
+    assert [rec for _, rec in Hook.received] == logged  # the same JSON, clip included, in order
+    assert sorted(map(json.dumps, map(json.loads, ran.read_text().splitlines()))) == sorted(map(json.dumps, logged))
+    assert f"webhook: sent {len(logged)}, failed 0, dropped 0" in r.stderr
+    assert f"exec: sent {len(logged)}, failed 0, dropped 0" in r.stderr

@@ -353,3 +353,35 @@ async def test_a_40x12_terminal_keeps_the_events_and_the_status_bar(clf, clip_fi
         await pilot.press("escape")
         await pilot.press("q")
     assert app.return_code == 0
+
+
+async def test_dashboard_runs_the_actions_and_clips_and_shows_their_health(clf, tmp_path):
+    """listen in the dashboard with --exec and --clips: a real command gets every logged event
+    (its clip named and already complete), and the actions bar shows what was sent."""
+    import sys
+
+    from realtime_sed.tui.widgets import ActionsBar
+
+    log, ran, folder = tmp_path / "events.jsonl", tmp_path / "ran.jsonl", tmp_path / "clips"
+    script = tmp_path / "hook.py"
+    script.write_text("import json, os, sys\nrec = json.loads(sys.stdin.readline())\n"
+                      "rec['exists'] = os.path.getsize(os.environ['RSED_CLIP']) > 0\n"
+                      f"open({str(ran)!r}, 'a').write(json.dumps(rec) + '\\n')\n")
+    settings = settings_from_args(build_parser().parse_args(
+        ["listen", "--file", str(DEMO), "--model", str(MODEL), "--events", str(log), "--duration", "24",
+         "--exec", f"{sys.executable} {script}", "--clips", str(folder)]))
+    app = build_dashboard(settings, clf)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.end_reason is not None)
+        await until(pilot, lambda: app._actions.health()[0].sent + app._actions.health()[0].failed
+                    >= len(logged(log)))
+        await pilot.pause(3 * REFRESH_S)
+        bar = str(app.query_one(ActionsBar).render())
+        await pilot.press("q")
+    events = logged(log)
+    assert len(events) >= 2 and all(e["clip"].startswith(str(folder)) for e in events)
+    assert f"exec sent {len(events)} failed 0 dropped 0" in bar and f"clips written {len(events)} failed 0" in bar
+    runs = sorted(map(json.loads, ran.read_text().splitlines()), key=lambda r: r["onset"])
+    assert [(r["label"], r["onset"], r["clip"]) for r in runs] == [(e["label"], e["onset"], e["clip"]) for e in events]
+    assert all(r["exists"] for r in runs)
+    assert app.action_lines()[0] == f"exec: sent {len(events)}, failed 0, dropped 0"

@@ -67,12 +67,16 @@ class Action:
             t.start()
             self._threads.append(t)
 
-    def offer(self, message: Message) -> None:
-        """Never blocks: a full queue drops the message and counts it."""
+    def offer(self, message: Message, wait: bool = False) -> None:
+        """Never blocks: a full queue drops the message and counts it. With `wait` (classify,
+        which has no live audio to lose) it waits for room instead."""
         if message.kind not in self.kinds:
             return
         try:
-            self._queue.put_nowait(message)
+            if wait:
+                self._queue.put(message)
+            else:
+                self._queue.put_nowait(message)
         except queue.Full:
             with self._lock:
                 self.dropped += 1
@@ -133,17 +137,19 @@ class Action:
 
 class ActionSink(Sink):
     """Feeds actions from the stream: each finished event, and each class going on and off (from
-    the events active after every window). Every call returns at once."""
+    the events active after every window). Every call returns at once, unless `wait` (classify:
+    files, not live audio) makes a full queue hold the stream back instead of dropping."""
 
-    def __init__(self, actions: Iterable[Action]):
+    def __init__(self, actions: Iterable[Action], wait: bool = False):
         self.actions = list(actions)
+        self.wait = wait
         self._on: set[str] = set()
         for action in self.actions:
             action.start()
 
     def _offer(self, message: Message) -> None:
         for action in self.actions:
-            action.offer(message)
+            action.offer(message, self.wait)
 
     def active(self, filename: str, events: list[Event]) -> None:
         labels = {ev.label for ev in events}

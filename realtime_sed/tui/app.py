@@ -33,9 +33,9 @@ from realtime_sed.settings import Settings
 from realtime_sed.stream import DetectionStream, WindowResult
 from realtime_sed.tui.screens import HelpScreen, StreamErrorScreen
 from realtime_sed.tui.state import DashboardState, WindowUpdate, format_clock
-from realtime_sed.tui.widgets import (EventsTable, LevelMeter, Notice, ProbabilityBars,
-                                      ProbabilityHistory, StatusBar, StatusField)
-from realtime_sed.wiring import load_classifier, make_stream, open_event_log, open_source
+from realtime_sed.tui.widgets import (ActionsBar, EventsTable, LevelMeter, Notice, ProbabilityBars,
+                                      ProbabilityHistory, StatusBar, StatusField, action_fields)
+from realtime_sed.wiring import load_classifier, make_stream, open_actions, open_clips, open_event_log, open_source
 
 REFRESH_S = 0.1  # the display's refresh period: at most 10 redraws a second
 QUIT_TIMEOUT_S = 10.0  # how long `q` waits for the stream to close before leaving anyway
@@ -107,6 +107,9 @@ class SedDashboard(App[int]):
         self._queue: deque[WindowUpdate] = deque()  # worker appends, UI thread pops
         self._worker: Worker | None = None
         self._stream_thread: str | None = None
+        # The actions' sink, if the stream has one (listen --exec/--webhook/--mqtt): its health
+        # is drawn with the status.
+        self._actions = next((s for s in stream.sinks if hasattr(s, "health")), None)
 
     # ----------------------------------------------------------------- layout
 
@@ -118,6 +121,8 @@ class SedDashboard(App[int]):
         yield LevelMeter(detector.config.gate_db, id="level")
         yield EventsTable(id="events")
         yield Notice(id="notice")
+        if self._actions is not None or self.stream.clips is not None:
+            yield ActionsBar(id="actions")
         yield StatusBar(id="status")
         yield Footer()
 
@@ -211,6 +216,9 @@ class SedDashboard(App[int]):
         )
         status = self.query_one(StatusBar)
         status.fields = fields
+        if self._actions is not None or self.stream.clips is not None:
+            self.query_one(ActionsBar).fields = action_fields(
+                self._actions.health() if self._actions is not None else (), self.stream.clips)
         status.state = "paused" if self.paused and self.phase == "live" else self.phase
 
     def on_stream_ended(self, message: StreamEnded) -> None:
@@ -282,6 +290,17 @@ class SedDashboard(App[int]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
+    def action_lines(self) -> list[str]:
+        """What headless listen prints at the end about the actions and the clips."""
+        lines = [f"{h.name}: sent {h.sent}, failed {h.failed}, dropped {h.dropped}"
+                 + (f" ({h.last_error})" if h.last_error else "")
+                 for h in (self._actions.health() if self._actions is not None else ())]
+        clips = self.stream.clips
+        if clips is not None:
+            lines.append(f"clips: written {clips.written}, failed {clips.failed} in {clips.folder}"
+                         + (f" ({clips.last_error})" if clips.last_error else ""))
+        return lines
+
     @property
     def stream_thread(self) -> str | None:
         """The name of the thread the stream ran on (for checking it is not the UI's)."""
@@ -296,13 +315,17 @@ def build_dashboard(settings: Settings, clf: OnnxClassifier) -> SedDashboard:
                        "give a file or add --no-tui")
     stop = threading.Event()
     source = open_source(settings.source, stop)
-    sink = None
+    sinks = []
     try:
-        sink = open_event_log(settings.output)
-        stream = make_stream(clf, settings, [sink] if sink else [], source.description, source.wall_time_at)
+        log = open_event_log(settings.output)
+        sinks += [log] if log else []
+        actions = open_actions(settings.output)
+        sinks += [actions] if actions else []
+        stream = make_stream(clf, settings, sinks, source.description, source.wall_time_at,
+                             clips=open_clips(settings.output, source.description))
     except BaseException:
         source.close()
-        if sink:
+        for sink in sinks:
             sink.close()
         raise
     return SedDashboard(source, stream, stop=stop, max_seconds=settings.source.duration,
@@ -314,6 +337,8 @@ def run_dashboard(settings: Settings) -> int:
     app = build_dashboard(settings, load_classifier(settings.stream))
     code = app.run()
     print(app.stream.stats.summary(app.source.dropped_samples, app.source.overflows), file=sys.stderr)
+    for line in app.action_lines():
+        print(line, file=sys.stderr)
     if app.error:
         print(f"realtime-sed: error: {app.error}", file=sys.stderr)
         return 2

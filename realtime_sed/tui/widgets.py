@@ -329,14 +329,13 @@ class StatusField:
     value: str
 
 
-class StatusBar(StyledWidget):
-    """Where the audio comes from and how the pipeline keeps up: one line when the terminal is
-    wide enough, more when not, never cutting a field in two."""
+class FieldsBar(StyledWidget):
+    """A badge and named fields: one line when the terminal is wide enough, more when not, never
+    cutting a field in two."""
 
     COMPONENT_CLASSES = {"status-bar--name", "status-bar--value", "status-bar--state"}
     SEPARATOR = "  "
 
-    state: reactive[str] = reactive("starting")
     fields: reactive[tuple[StatusField, ...]] = reactive(tuple)
 
     def watch_fields(self) -> None:
@@ -345,15 +344,13 @@ class StatusBar(StyledWidget):
         if self.size.width and len(self._lines(self.size.width)) != self.size.height:
             self.refresh(layout=True)
 
-    def watch_state(self, old: str, new: str) -> None:
-        self.remove_class(f"-{old}")
-        self.add_class(f"-{new}")
-        self.watch_fields()
+    def badge(self) -> str:
+        raise NotImplementedError
 
     def _pieces(self) -> list[Text]:
         name, value = self.style_of("status-bar--name"), self.style_of("status-bar--value")
         state = self.style_of("status-bar--state")
-        pieces = [Text(f" {self.state.upper()} ", state)]
+        pieces = [Text(f" {self.badge()} ", state)]
         for f in self.fields:
             pieces.append(Text.assemble((f"{f.name} ", name), (f.value, value)) if f.name
                           else Text(f.value, value))
@@ -377,6 +374,39 @@ class StatusBar(StyledWidget):
 
     def render(self) -> Text:
         return Text("\n").join(self._lines(max(1, self.size.width)))
+
+
+class StatusBar(FieldsBar):
+    """Where the audio comes from and how the pipeline keeps up."""
+
+    state: reactive[str] = reactive("starting")
+
+    def watch_state(self, old: str, new: str) -> None:
+        self.remove_class(f"-{old}")
+        self.add_class(f"-{new}")
+        self.watch_fields()
+
+    def badge(self) -> str:
+        return self.state.upper()
+
+
+class ActionsBar(FieldsBar):
+    """Each action's health (sent, failed, dropped; the broker's state) and the clips written, in
+    the status bar's style; only there when `listen` has actions or --clips."""
+
+    def badge(self) -> str:
+        return "ACTIONS"
+
+
+def action_fields(health, clips=None) -> tuple[StatusField, ...]:
+    """ActionHealth rows (and a ClipRecorder) as the actions bar's fields."""
+    out = []
+    for h in health:
+        state = "" if h.state == "ok" else f" ({h.state})"
+        out.append(StatusField(h.name, f"sent {h.sent} failed {h.failed} dropped {h.dropped}{state}"))
+    if clips is not None:
+        out.append(StatusField("clips", f"written {clips.written} failed {clips.failed}"))
+    return tuple(out)
 
 
 class Notice(Static):
