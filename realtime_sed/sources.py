@@ -25,16 +25,23 @@ from realtime_sed.ring import RingBuffer
 MAX_CHANNELS = 2  # channels opened on a microphone (downmixed to mono afterwards)
 FALLBACK_CHANNELS = 8  # for a device that refuses MAX_CHANNELS
 CLOSE_TIMEOUT_S = 2.0  # how long closing waits for PortAudio to stop the stream
+LIVE_BUFFER_S = 10.0  # audio a live input holds for a consumer that falls behind (then drops)
 PORTAUDIO_HINT = "install PortAudio with `sudo apt-get install libportaudio2` (Debian/Ubuntu)"
 
 
 class FileSource:
-    """Replays a file block by block, as fast as possible or paced like a live input."""
+    """Replays a file block by block, as fast as possible or paced like a live input.
+
+    Paced (`realtime`), it behaves like a microphone: a clock thread delivers each block once all
+    of it has been "heard" into a bounded RingBuffer, whatever the consumer is doing, and a
+    consumer that falls more than `buffer_seconds` behind loses samples, counted in
+    `dropped_samples`. So a paced replay shows what a stall in the detection thread would cost live.
+    """
 
     is_live = False
 
     def __init__(self, path: str | os.PathLike, realtime: bool = False, block_size: int = 4096,
-                 stop: threading.Event | None = None):
+                 stop: threading.Event | None = None, buffer_seconds: float = LIVE_BUFFER_S):
         self.reader = AudioFileReader(path, block_size)
         self.realtime = realtime
         self.stop = stop or threading.Event()
@@ -42,8 +49,14 @@ class FileSource:
         self.native_rate = self.reader.native_rate
         self.channels = self.reader.channels
         self.duration_s = self.reader.duration_s
-        self.dropped_samples = 0
+        self.buffer_seconds = buffer_seconds
+        self.ring: RingBuffer | None = None  # paced replays only
         self.overflows = 0
+
+    @property
+    def dropped_samples(self) -> int:
+        """Paced: samples the clock delivered while the consumer's buffer was full."""
+        return self.ring.dropped if self.ring is not None else 0
 
     @property
     def nonfinite_samples(self) -> int:
@@ -53,17 +66,55 @@ class FileSource:
         return None  # a file has no wall clock: stream time is the only time
 
     def blocks(self) -> Iterator[np.ndarray]:
-        t0 = time.monotonic()
-        produced = 0
+        if self.realtime:
+            yield from self._live_blocks()
+            return
         for block in self.reader.blocks():
             if self.stop.is_set():
                 return
-            produced += len(block)
-            if self.realtime:  # a live input delivers a block once all of it has been heard
-                delay = t0 + produced / SAMPLE_RATE - time.monotonic()
-                if delay > 0 and self.stop.wait(delay):
-                    return
             yield block
+
+    def _live_blocks(self) -> Iterator[np.ndarray]:
+        ring = self.ring = RingBuffer(max(1, round(self.buffer_seconds * SAMPLE_RATE)))
+        done, quit_clock = threading.Event(), threading.Event()
+        errors: list[BaseException] = []
+
+        def clock() -> None:
+            """A live input delivers a block once all of it has been heard, never waiting."""
+            t0 = time.monotonic()
+            produced = 0
+            blocks = self.reader.blocks()
+            try:
+                for block in blocks:
+                    produced += len(block)
+                    while (delay := t0 + produced / SAMPLE_RATE - time.monotonic()) > 0:
+                        if quit_clock.wait(min(delay, 0.1)) or self.stop.is_set():
+                            return
+                    if quit_clock.is_set() or self.stop.is_set():
+                        return
+                    ring.write(block)
+            except BaseException as exc:  # raised in the consumer, after what was heard
+                errors.append(exc)
+            finally:
+                blocks.close()  # the file is closed in the thread that read it
+                done.set()
+
+        thread = threading.Thread(target=clock, name="file-clock", daemon=True)
+        thread.start()
+        try:
+            while not self.stop.is_set():
+                finished = done.is_set()
+                if ring.available:
+                    yield ring.read()[:, 0]
+                elif finished:
+                    break
+                else:
+                    ring.wait(0.05)
+            if errors:
+                raise errors[0]
+        finally:
+            quit_clock.set()
+            thread.join()
 
     def close(self) -> None:
         self.reader.close()

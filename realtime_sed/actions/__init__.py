@@ -19,6 +19,7 @@ from realtime_sed.sinks import Sink, event_record
 
 QUEUE_SIZE = 1000  # messages an action holds while it is slow or its server is away
 CLOSE_TIMEOUT_S = 5.0  # how long the end of a run waits for the actions to send what they hold
+ABORT_GRACE_S = 0.5  # after giving up, how long a worker gets to end what it was doing
 
 START, END, FINISHED = "start", "end", "finished"
 
@@ -60,6 +61,8 @@ class Action:
         self.abort = threading.Event()  # set when closing gives up: waits in `handle` end early
         self.sent = self.failed = self.dropped = 0
         self.last_error = ""
+        self._in_flight = 0  # messages a worker holds right now
+        self._given_up = False  # closing gave up: what is still in flight was counted as dropped
 
     def start(self) -> None:
         for i in range(self._workers):
@@ -88,17 +91,30 @@ class Action:
         return "failing" if self.last_error and self.failed else "ok"
 
     def _run(self) -> None:
-        while (message := self._queue.get()) is not None:
+        while True:
+            message = self._queue.get()
+            with self._lock:
+                if self._given_up:  # taken after closing gave up: counted here, not sent
+                    self.dropped += message is not None
+                    return
+                if message is None:
+                    return
+                self._in_flight += 1
             try:
                 self.handle(message)
             except Exception as exc:  # one message failed: count it, keep serving the others
                 with self._lock:
-                    self.failed += 1
-                    self.last_error = str(exc) or type(exc).__name__
+                    if not self._given_up:
+                        self.failed += 1
+                        self.last_error = str(exc) or type(exc).__name__
             else:
                 with self._lock:
-                    self.sent += 1
-                    self.last_error = ""
+                    if not self._given_up:
+                        self.sent += 1
+                        self.last_error = ""
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
 
     def stop_workers(self, deadline: float) -> None:
         """Asks the workers to finish what is queued, then exit (a full queue waits for room
@@ -116,15 +132,18 @@ class Action:
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
         if any(t.is_alive() for t in self._threads):
-            self.abort.set()  # give up: what is still queued is dropped
-            left = 0
-            while True:
-                try:
-                    left += self._queue.get_nowait() is not None
-                except queue.Empty:
-                    break
+            self.abort.set()  # give up: what is still queued or in a worker's hands is dropped
             with self._lock:
+                left = self._in_flight
+                while True:
+                    try:
+                        left += self._queue.get_nowait() is not None
+                    except queue.Empty:
+                        break
                 self.dropped += left
+                self._given_up = True
+            for t in self._threads:  # a moment to end what `abort` ends (a command is killed)
+                t.join(ABORT_GRACE_S)
 
     def close(self) -> None:
         """What the action owns beyond its threads (a connection)."""

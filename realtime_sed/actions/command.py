@@ -11,12 +11,14 @@ import os
 import shlex
 import shutil
 import subprocess
+import time
 
 from realtime_sed.actions import QUEUE_SIZE, Action, ActionFailed, Message
 from realtime_sed.errors import SedError
 
 EXEC_TIMEOUT_S = 10.0
 EXEC_JOBS = 2  # commands running at once
+POLL_S = 0.2  # how often a running command's worker looks at the run's abort
 PASSWORD_ENV = "RSED_MQTT_PASSWORD"  # not handed on to the command
 
 
@@ -51,13 +53,25 @@ class ExecAction(Action):
     def handle(self, message: Message) -> None:
         record = message.record
         try:
-            done = subprocess.run(self.argv, input=json.dumps(record) + "\n", text=True,
-                                  env=command_env(record), stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, timeout=self.timeout)
-        except subprocess.TimeoutExpired:
-            raise ActionFailed(f"timed out after {self.timeout:g} s") from None
+            proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True, env=command_env(record))
         except OSError as exc:
             raise ActionFailed(str(exc)) from None
-        if done.returncode != 0:
-            tail = done.stderr.strip().splitlines()[-1:] or [""]
-            raise ActionFailed(f"exit {done.returncode} {tail[0]}".strip())
+        payload: str | None = json.dumps(record) + "\n"
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                _, err = proc.communicate(payload, timeout=min(POLL_S, max(0.0, deadline - time.monotonic())))
+                break
+            except subprocess.TimeoutExpired:
+                payload = None  # handed over on the first call; later calls only wait
+                # The run's end gave up waiting (abort), or the command overran: it is killed, not
+                # left running after realtime-sed has gone.
+                if self.abort.is_set() or time.monotonic() >= deadline:
+                    proc.kill()
+                    proc.communicate()
+                    raise ActionFailed("stopped at exit" if self.abort.is_set()
+                                       else f"timed out after {self.timeout:g} s") from None
+        if proc.returncode != 0:
+            tail = err.strip().splitlines()[-1:] or [""]
+            raise ActionFailed(f"exit {proc.returncode} {tail[0]}".strip())

@@ -96,7 +96,8 @@ class MqttAction(Action):
         self._connected = threading.Event()
         self._ever_connected = False
         self._acks = threading.Condition()
-        self._acked: set[int] = set()  # message ids the broker acknowledged
+        self._acked: set[int] = set()  # message ids the broker acknowledged, until their worker sees it
+        self._unwaited: set[int] = set()  # ids of messages no worker waits for (status, discovery)
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                              client_id=f"realtime-sed-{os.getpid()}-{id(self):x}",
                              protocol=mqtt.MQTTv311)
@@ -128,11 +129,17 @@ class MqttAction(Action):
         if reason_code.is_failure:
             self.last_error = f"broker refused: {reason_code}"
             return
-        client.publish(self._topic("status"), "online", qos=QOS, retain=True)
+        # Acknowledgements of these are nobody's to wait for. This runs on paho's network thread,
+        # which handles no acknowledgement before it returns, so none can come before its id is here.
+        info = client.publish(self._topic("status"), "online", qos=QOS, retain=True)
+        with self._acks:
+            self._unwaited.add(info.mid)
         if self.discovery:
             for label in self.classes:
                 topic, config = discovery_config(self.target, label)
-                client.publish(topic, json.dumps(config), qos=QOS, retain=True)
+                info = client.publish(topic, json.dumps(config), qos=QOS, retain=True)
+                with self._acks:
+                    self._unwaited.add(info.mid)
         self._ever_connected = True
         self.last_error = ""
         self._connected.set()
@@ -155,9 +162,12 @@ class MqttAction(Action):
         while not self._connected.wait(0.2):  # the backlog waits here for the broker
             if self.abort.is_set():
                 raise ConnectionError("broker unreachable")
+        # Not under our lock: paho's network thread holds its own message lock while it calls
+        # _on_publish, which takes ours, and publish() takes paho's; holding ours here deadlocked
+        # (found in a hung test: a worker publishing while the broker's ack of an earlier message
+        # came in). An ack that comes before the wait below starts is kept in _acked.
+        info = self.client.publish(topic, payload, qos=QOS, retain=retain)
         with self._acks:
-            info = self.client.publish(topic, payload, qos=QOS, retain=retain)
-            self._acked.discard(info.mid)  # a reused id acknowledged long ago (its ack needs our lock)
             # Once queued in paho (even if the connection dropped meanwhile), a QoS 1 message is
             # resent after a reconnect until the broker acknowledges it: wait for that rather
             # than publishing it twice.
@@ -169,6 +179,9 @@ class MqttAction(Action):
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._acks:
+            if mid in self._unwaited:  # status and discovery: no worker waits for these
+                self._unwaited.discard(mid)
+                return
             self._acked.add(mid)
             self._acks.notify_all()
 
