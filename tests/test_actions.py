@@ -34,10 +34,12 @@ def free_port() -> int:
 
 
 class Broker:
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, persistent: bool = False):
+        """`persistent`: sessions (a subscriber's queued messages) survive a restart."""
         self.port = free_port()
         self.conf = tmp_path / "mosquitto.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n")
+        keep = f"persistence true\npersistence_location {tmp_path}/\n" if persistent else ""
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{keep}")
         self.proc = None
 
     def start(self) -> None:
@@ -68,12 +70,15 @@ def broker(tmp_path):
 class Subscriber:
     """A real paho client recording every message under a topic filter."""
 
-    def __init__(self, port: int, topic: str = "#"):
+    def __init__(self, port: int, topic: str = "#", persistent: bool = False):
+        """`persistent`: a session the broker keeps (with what it queued) while this is away."""
         import paho.mqtt.client as mqtt
 
         self.messages: list[tuple[str, str, bool]] = []
         self.ready = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sub-{port}")
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sub-{port}",
+                                  clean_session=not persistent)
+        self.client.reconnect_delay_set(0.2, 0.5)
         self.client.on_connect = lambda c, u, f, rc, p: (c.subscribe(topic, qos=1), self.ready.set())
         self.client.on_message = lambda c, u, m: self.messages.append(
             (m.topic, m.payload.decode(), bool(m.retain)))
@@ -176,11 +181,18 @@ def test_mqtt_url_forms():
 
 class BaseHook(http.server.BaseHTTPRequestHandler):
     received: list = []
+    keys: list = []  # the Idempotency-Key of every POST, answered or not
     fail_first = 0
     hang_s = 0.0
+    late_first = 0  # this many POSTs are answered after late_s, the rest at once
+    late_s = 0.0
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).keys.append(self.headers["Idempotency-Key"])
+        if type(self).late_first > 0:
+            type(self).late_first -= 1
+            time.sleep(type(self).late_s)
         if type(self).hang_s:
             time.sleep(type(self).hang_s)
         if type(self).fail_first > 0:
@@ -200,8 +212,10 @@ class BaseHook(http.server.BaseHTTPRequestHandler):
 def hook_server():
     # A class of its own per test: a handler still asleep from an earlier test records there.
     global Hook
-    Hook = type("Hook", (BaseHook,), {"received": [], "fail_first": 0, "hang_s": 0.0})
+    Hook = type("Hook", (BaseHook,), {"received": [], "keys": [], "fail_first": 0, "hang_s": 0.0,
+                                      "late_first": 0, "late_s": 0.0})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    server.Hook = Hook
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield server
     server.shutdown()
@@ -331,3 +345,18 @@ def test_classify_sends_every_event_to_exec_and_webhook(hook_server, tmp_path):
     assert sorted(map(json.dumps, map(json.loads, ran.read_text().splitlines()))) == sorted(map(json.dumps, logged))
     assert f"webhook: sent {len(logged)}, failed 0, dropped 0" in r.stderr
     assert f"exec: sent {len(logged)}, failed 0, dropped 0" in r.stderr
+
+
+def test_a_post_answered_too_late_is_sent_again_with_the_same_key(hook_server):
+    """At least once: the server got the first POST but answered after the timeout, so the event
+    arrives twice, and both carry one Idempotency-Key (a receiver can drop the second)."""
+    Hook.late_first, Hook.late_s = 1, 1.0
+    action = WebhookAction(f"http://127.0.0.1:{hook_server.server_port}/", timeout=0.3, backoff=0.05)
+    sink = ActionSink([action])
+    sink.event("a.wav", Event("siren", 0.0, 1.0, 0.9))
+    sink.event("a.wav", Event("siren", 2.0, 3.0, 0.9))
+    sink.close(timeout=10)
+    time.sleep(1.2)  # the slow handler finishes too
+    assert sorted(r["onset"] for _, r in Hook.received) == [0.0, 0.0, 2.0]  # the first twice
+    assert Hook.keys[0] == Hook.keys[1] != Hook.keys[2] and len(Hook.keys) == 3
+    assert (action.health().sent, action.health().failed) == (2, 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
@@ -30,18 +31,21 @@ class WebhookAction(Action):
         super().__init__(queue_size)
         self.url, self.timeout, self.retries, self.backoff = url, timeout, retries, backoff
 
-    def _post(self, body: bytes) -> None:
+    def _post(self, body: bytes, key: str) -> None:
         request = urllib.request.Request(self.url, data=body, method="POST", headers={
-            "Content-Type": "application/json", "User-Agent": "realtime-sed"})
+            "Content-Type": "application/json", "User-Agent": "realtime-sed", "Idempotency-Key": key})
         with urllib.request.urlopen(request, timeout=self.timeout) as response:
             response.read()
 
     def handle(self, message: Message) -> None:
         body = json.dumps(message.record).encode()
+        # Delivery is at least once: a POST the server received but answered after the timeout
+        # is sent again. Every attempt for one event carries the same key, so a receiver can tell.
+        key = uuid.uuid4().hex
         error = ""
         for attempt in range(self.retries + 1):
             try:
-                self._post(body)
+                self._post(body, key)
                 return
             except urllib.error.HTTPError as exc:
                 error = f"HTTP {exc.code}"
