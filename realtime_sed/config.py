@@ -23,6 +23,9 @@ from realtime_sed.settings import ClassSettings, Settings
 
 SECTIONS = ("stream", "detector", "source", "output", "classify")  # what listen and classify read
 NOT_IN_FILES = {"per_class"}  # set by [classes.NAME], not by a key of its name
+# Keys whose options take one of a few words (argparse's choices in cli.py) or class names.
+CHOICES = {"format": ("tsv", "jsonl", "csv"), "engine": ("local", "ray"), "clip_format": ("flac", "wav", "ogg"),
+           "smooth_method": ("median", "mean"), "classes": CLASSES}
 TYPE_WORDS = {"float": "a number", "int": "a whole number", "bool": "true or false", "str": "a string",
               "tuple[str, ...]": "a list of strings", "dict": "a table"}
 
@@ -54,6 +57,10 @@ def _value(path: Path, key: str, value, kind: str):
         raise AssertionError(f"settings field {key} has a type the config file cannot give: {kind}")
     if not ok:
         raise SedError(f"{path}: key {key!r} must be {TYPE_WORDS[kind]}, not {_shown(value)}")
+    allowed = CHOICES.get(key)
+    for word in (value if isinstance(value, list) else [value]) if allowed else ():
+        if word not in allowed:
+            raise SedError(f"{path}: key {key!r}: {word!r} is not one of {', '.join(allowed)}")
     if kind == "float":
         return float(value)
     if kind == "tuple[str, ...]":

@@ -76,6 +76,8 @@ def test_class_sections_reach_the_detector_on_the_demo(tmp_path):
     ("[classes.siren]\nthreshold = \"high\"\n", "key 'classes.siren.threshold' must be a number"),
     ("[classes.siren]\nthreshold_on = 0.9\n", "unknown key 'threshold_on' in [classes.siren]"),
     ("hop = \n", "not valid TOML"),
+    ('[classify]\nformat = "xlsx"\n', "key 'format': 'xlsx' is not one of tsv, jsonl, csv"),
+    ('classes = ["siren", "dogbark"]\n', "key 'classes': 'dogbark' is not one of air_conditioner"),
 ])
 @pytest.mark.parametrize("command", ["listen", "classify"])
 def test_a_mistake_is_one_line_naming_the_key_and_the_file(tmp_path, text, words, command):
