@@ -60,6 +60,8 @@ class ClipRecorder:
         self.history_samples = round((pre_roll + DETECTION_LAG_S + lag_s + 1.0) * SAMPLE_RATE)
         self._blocks: deque[tuple[int, np.ndarray]] = deque()  # (first sample, block), in order
         self.heard = 0  # samples pushed so far
+        self._newest = 0  # the first sample of the newest block (a live source after a stall
+        # hands over seconds at once, and the windows inside it reach back from its start)
         self._keep: list[int] = []  # first samples the active events' clips will need
         self._held: list[tuple[int, int, Event]] = []  # (start, end, event) waiting for post-roll
         self.written = self.failed = 0
@@ -69,6 +71,7 @@ class ClipRecorder:
     def append(self, block: np.ndarray) -> None:
         if len(block):
             self._blocks.append((self.heard, np.array(block, np.float32, copy=True)))
+            self._newest = self.heard
             self.heard += len(block)
         self._trim()
 
@@ -95,7 +98,7 @@ class ClipRecorder:
 
     # -- inside ------------------------------------------------------------------------------
     def _trim(self) -> None:
-        keep_from = self.heard - self.history_samples
+        keep_from = self._newest - self.history_samples
         needed = self._keep + [h[0] for h in self._held]
         if needed:
             keep_from = min(keep_from, *needed)

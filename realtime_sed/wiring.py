@@ -100,6 +100,8 @@ def open_event_log(output: OutputSettings) -> JsonlSink | None:
 def open_actions(output: OutputSettings, wait: bool = False):
     """The actions asked for (--exec, --webhook, --mqtt) behind one sink, or None; `wait`: a full
     action queue holds the stream back instead of dropping (classify)."""
+    if not (output.exec or output.webhook or output.mqtt):
+        return None
     from realtime_sed.actions import ActionSink
 
     actions = []
@@ -115,7 +117,7 @@ def open_actions(output: OutputSettings, wait: bool = False):
         from realtime_sed.actions.mqtt import MqttAction
 
         actions.append(MqttAction(output.mqtt, output.mqtt_discovery))
-    return ActionSink(actions, wait) if actions else None
+    return ActionSink(actions, wait)
 
 
 def check_clips_folder(output: OutputSettings) -> None:

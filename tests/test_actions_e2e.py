@@ -80,8 +80,9 @@ def test_listen_on_the_demo_sends_every_event_to_every_action_once(broker, hook_
 
 @needs_mosquitto
 def test_the_broker_restarting_mid_run_loses_no_event(tmp_path, demo_audio):
-    """A paced replay of 12 s of the demo; the broker is stopped 2 s in and back 3 s later. The
-    client reconnects and sends its backlog: every logged event once, in order; nothing dropped."""
+    """A paced replay of 12 s of the demo; the broker is stopped once listen's client is online and
+    is back 3 s later. The client reconnects and sends its backlog: every logged event once, in
+    order; nothing dropped."""
     stretch = tmp_path / "stretch.wav"
     sf.write(stretch, demo_audio[23 * 22050: 35 * 22050], 22050)
     broker = Broker(tmp_path, persistent=True)  # so the test's own subscriber misses nothing either
@@ -90,7 +91,9 @@ def test_the_broker_restarting_mid_run_loses_no_event(tmp_path, demo_audio):
     log = tmp_path / "events.jsonl"
 
     def restart():
-        time.sleep(2.0)
+        deadline = time.time() + 60
+        while "online" not in sub.on("realtime-sed/status") and time.time() < deadline:
+            time.sleep(0.05)
         broker.stop()
         time.sleep(3.0)
         broker.start()
@@ -110,6 +113,7 @@ def test_the_broker_restarting_mid_run_loses_no_event(tmp_path, demo_audio):
     broker.stop()
     assert r.returncode == 0, r.stderr
     assert len(logged) >= 2
+    assert sub.on("realtime-sed/status")[:1] == ["online"]  # it was connected before the broker went
     assert [json.loads(p) for p in sub.on("realtime-sed/event")] == logged
     assert "mqtt: sent " in r.stderr and "failed 0, dropped 0" in r.stderr.split("mqtt: sent ")[1], r.stderr
     assert "dropped 0 samples" in r.stderr

@@ -126,3 +126,17 @@ def test_listen_refuses_a_clips_folder_it_cannot_make(tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--clips" in r.stderr, r.stderr
     r = run_cli("listen", "--no-tui", "--file", DEMO, "--clips", tmp_path, "--pre-roll", "-1", timeout=60)
     assert r.returncode == 2 and "--pre-roll" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_a_big_block_after_a_stall_keeps_the_pre_roll_of_an_event_inside_it(tmp_path):
+    """A live source that fell behind hands over seconds at once; an event found in that block
+    still gets its whole pre-roll."""
+    rec = ClipRecorder(tmp_path, pre_roll=2.0, post_roll=0.0, fmt="wav", source="mic")
+    audio = np.random.default_rng(1).uniform(-0.5, 0.5, 40 * SAMPLE_RATE).astype(np.float32)
+    rec.append(audio[: 20 * SAMPLE_RATE])
+    rec.append(audio[20 * SAMPLE_RATE:])  # 20 s in one block: an event at 21 s is found in it
+    ev = Event("siren", 21.0, 22.0, 0.9)
+    rec.hold([ev])
+    assert rec.ready() == [ev]
+    clip, _ = sf.read(ev.clip, dtype="float32")
+    np.testing.assert_array_equal(clip, audio[19 * SAMPLE_RATE: 22 * SAMPLE_RATE])

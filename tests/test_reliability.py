@@ -21,7 +21,7 @@ from realtime_sed.sources import FileSource
 from realtime_sed.stream import DetectionStream
 from tests.conftest import run_cli
 from tests.shipped import MODEL, TWO_EVENT_STRETCH_S
-from tests.test_actions import Broker, free_port, needs_mosquitto
+from tests.test_actions import Broker, Subscriber, free_port, needs_mosquitto
 
 SUMMARY = re.compile(r"(\d+) windows, (\d+) events, ([\d.]+) s of audio .* dropped (\d+) samples, (\d+) overflows")
 
@@ -107,10 +107,19 @@ def test_a_broker_that_is_down_drops_no_audio(stretch, tmp_path):
     r = listen_paced(stretch, "--mqtt", f"mqtt://127.0.0.1:{down}")
     m = re.search(r"mqtt: sent (\d+), failed (\d+), dropped (\d+)", r.stderr)
     assert m and int(m.group(1)) == 0, r.stderr
-    # and one that goes away mid-run: stopped after the run has started
+    # and one that goes away mid-run: stopped once listen's client is connected (its status online)
     broker = Broker(tmp_path)
     broker.start()
-    stopper = threading.Timer(2.0, broker.stop)
+    status = Subscriber(broker.port, "realtime-sed/status")
+
+    def stop_when_online():
+        deadline = time.time() + 60
+        while "online" not in status.on("realtime-sed/status") and time.time() < deadline:
+            time.sleep(0.05)
+        status.close()
+        broker.stop()
+
+    stopper = threading.Thread(target=stop_when_online)
     stopper.start()
     try:
         r = listen_paced(stretch, "--mqtt", f"mqtt://127.0.0.1:{broker.port}")
