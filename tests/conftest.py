@@ -26,6 +26,21 @@ SHARED_DATA = Path(os.environ.get("SED_DATA", REPO / DATA_DIR)).resolve()
 needs_data = pytest.mark.skipif(not SHARED_DATA.exists(), reason="UrbanSound8K not found beside the repo")
 
 
+METADATA_COLUMNS = ["slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class"]
+
+
+def write_metadata(root: Path, rows: list[list]) -> Path:
+    """A generated dataset's metadata/UrbanSound8K.csv (UrbanSound8K's own columns); returns root."""
+    import csv
+
+    (root / "metadata").mkdir(parents=True, exist_ok=True)
+    with open(root / "metadata" / "UrbanSound8K.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(METADATA_COLUMNS)
+        w.writerows(rows)
+    return root
+
+
 def run_cli(*args: str, timeout: float = 300, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
     """Runs `python -m realtime_sed ARGS` for real and captures its output."""
     return subprocess.run([sys.executable, "-m", "realtime_sed", *map(str, args)], capture_output=True,

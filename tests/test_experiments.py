@@ -3,7 +3,6 @@ runs resume, and each card records a `realtime-sed train` command that repeats i
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import soundfile as sf
 
 from realtime_sed.cli import build_parser, train_settings_from_args
 from realtime_sed.constants import CLASSES
-from tests.conftest import run_cli
+from tests.conftest import run_cli, write_metadata
 from tests.test_train import _demo_clips
 from train.recipes import recipe
 
@@ -31,12 +30,7 @@ def write_fold_dataset(root: Path, per_fold: dict[int, int]) -> Path:
             sf.write(root / "audio" / f"fold{fold}" / name, seg[start : start + 22050], 22050)
             rows.append([name, 2000 + k, 0, 1.0, 1, fold, label, CLASSES[label]])
             k += 1
-    (root / "metadata").mkdir()
-    with open(root / "metadata" / "UrbanSound8K.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class"])
-        w.writerows(rows)
-    return root
+    return write_metadata(root, rows)
 
 
 @pytest.fixture(scope="module")

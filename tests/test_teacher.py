@@ -19,7 +19,7 @@ from onnx import TensorProto, helper
 
 from realtime_sed.constants import CLASSES, SAMPLE_RATE
 from realtime_sed.errors import SedError
-from tests.conftest import REPO, SHARED_DATA, run_cli
+from tests.conftest import REPO, SHARED_DATA, run_cli, write_metadata
 from train import distill
 from train.calibrate import choose_thresholds, target_recall, with_thresholds
 from train.data import fold_split, read_metadata
@@ -68,12 +68,7 @@ def tone_dataset(root: Path) -> Path:
                 (root / "audio" / f"fold{fold}").mkdir(parents=True, exist_ok=True)
                 sf.write(root / "audio" / f"fold{fold}" / name, x.astype(np.float32), SAMPLE_RATE)
                 rows.append([name, 100 * label + rec, 0, 2.5, 1, fold, label, CLASSES[label]])
-    (root / "metadata").mkdir(parents=True)
-    with open(root / "metadata" / "UrbanSound8K.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class"])
-        w.writerows(rows)
-    return root
+    return write_metadata(root, rows)
 
 
 def esc_folder(root: Path) -> Path:

@@ -3,7 +3,6 @@ with resume, and the ONNX export checked against torch on real audio."""
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import subprocess
@@ -22,7 +21,7 @@ from realtime_sed.classifier import OnnxClassifier
 from realtime_sed.constants import CLASSES, FRONT_END, WINDOW_SAMPLES, FrontEnd
 from realtime_sed.errors import DataError
 from realtime_sed.features import mel_filterbank
-from tests.conftest import DEMO_REFERENCE, REPO, SHARED_DATA, needs_data, run_cli
+from tests.conftest import DEMO_REFERENCE, REPO, SHARED_DATA, needs_data, run_cli, write_metadata
 from train.architectures import ARCHITECTURES, ExportModel, build_cnn, count_trainable, layer_shapes
 from train.commands import summarize_cv
 from train.data import build_cache, cv_folds, fold_split, random_split, read_metadata
@@ -103,12 +102,7 @@ def write_tiny_dataset(root: Path) -> Path:
     (root / "audio" / "fold1" / "999-3-0-0.wav").write_bytes(b"RIFF\x00\x00garbage")
     rows.append(["999-3-0-0.wav", 999, 0, 4, 1, 1, 3, "dog_bark"])
     rows.append(["998-3-0-0.wav", 998, 0, 4, 1, 2, 3, "dog_bark"])  # listed, not on disk
-    (root / "metadata").mkdir()
-    with open(root / "metadata" / "UrbanSound8K.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class"])
-        w.writerows(rows)
-    return root
+    return write_metadata(root, rows)
 
 
 @pytest.fixture

@@ -133,8 +133,9 @@ def mix_views(x: torch.Tensor, prob: float, gen: torch.Generator) -> tuple[torch
     partner = torch.where(mixed, others, partner)
     w = (0.2 + 0.6 * torch.rand(n, generator=gen)).to(x.device)
     power = 10.0 ** (x.double() / 10)
-    ea, eb = w * power.sum(dim=(1, 2)), (1 - w) * power[partner.to(x.device)].sum(dim=(1, 2))
-    mix = w[:, None, None] * power + (1 - w)[:, None, None] * power[partner.to(x.device)]
+    other = power[partner.to(x.device)]
+    ea, eb = w * power.sum(dim=(1, 2)), (1 - w) * other.sum(dim=(1, 2))
+    mix = w[:, None, None] * power + (1 - w)[:, None, None] * other
     out = torch.where(mixed.to(x.device)[:, None, None], (10 * torch.log10(mix)).to(x.dtype), x)
     share = torch.where(mixed, (ea / (ea + eb)).float().cpu(), share)
     return torch.clamp(out, min=float(SILENCE_DB)), Mixture(partner, share, mixed)

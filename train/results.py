@@ -319,11 +319,11 @@ def calibrations(recipe: str = DISTILLED) -> dict:
 
 def distillation_table() -> str:
     """Teacher, current recipe and the distilled recipe, fold-wise, per model (where it was run)."""
-    summaries = foldwise_summaries()
+    summaries, calibrated = foldwise_summaries(), calibrations()
     rows = ["| model | teacher: YAMNet + head (fold-wise) | current recipe | distilled recipe | gain | "
             "folds better | student agrees with teacher |", "|---|---|---|---|---|---|---|"]
     for key, name in NAMES.items():
-        new, cal = summaries.get((key, DISTILLED)), calibrations().get(key)
+        new, cal = summaries.get((key, DISTILLED)), calibrated.get(key)
         current = summaries.get((key, CURRENT_OF[key]))
         if not new or not cal or not current:
             rows.append(f"| {name} | | {mean_std(current) if current else ''} | not run yet | | | |")
@@ -367,9 +367,10 @@ def distillation_ablation_table() -> str:
     row above (the first from the paper's recipe)."""
     from train.recipes import DISTILLATION_ABLATION, RECIPES
 
-    summaries = foldwise_summaries()
+    summaries, calibrated = foldwise_summaries(), calibrations()
     blocks = []
     for key, name in NAMES.items():
+        cal_folds = calibrated.get(key, {}).get("folds", {})  # the distilled recipe's, if calibrated
         steps = [r for r in DISTILLATION_ABLATION if (key, r) in summaries]
         current = summaries.get((key, CURRENT_OF[key]))
         if len(steps) < 2 or not current:
@@ -380,7 +381,7 @@ def distillation_ablation_table() -> str:
                 "|---|---|" + "---|" * len(folds) + "---|---|---|---|"]
         teacher = [next((summaries[(key, r)]["folds"][f]["teacher_test_acc"] for r in steps
                          if "teacher_test_acc" in summaries[(key, r)]["folds"][f]),
-                        calibrations().get(key, {}).get("folds", {}).get(f, {}).get("teacher_test_acc"))
+                        cal_folds.get(f, {}).get("teacher_test_acc"))
                    for f in folds]
         if None not in teacher:
             rows.append(f"| teacher: YAMNet + head | | {' | '.join(f'{t:.3f}' for t in teacher)} | "
@@ -394,7 +395,7 @@ def distillation_ablation_table() -> str:
                               else f"{f.name} {getattr(cfg, f.name)}"
                               for f in fields(cfg) if getattr(cfg, f.name) != getattr(before, f.name))
             before = cfg
-            cal = calibrations().get(key, {}).get("folds", {}) if step == DISTILLED else {}
+            cal = cal_folds if step == DISTILLED else {}
             agree = [sm["folds"][f].get("student_teacher_agreement",
                                         cal.get(f, {}).get("student_teacher_agreement")) for f in folds]
             better = sum(sm["folds"][f]["acc"] > current["folds"][f]["acc"] for f in folds)
