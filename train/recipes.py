@@ -77,8 +77,12 @@ RECIPES: dict[str, TrainConfig] = {
     "kd": replace(_VIEWS, distill=0.7, temperature=1.0, embed_weight=0.3, negatives=0.5, negative_share=0.25),
     "kd-mixup": replace(_VIEWS, distill=0.7, temperature=1.0, embed_weight=0.3, negatives=0.5,
                         negative_share=0.25, view_mixup=0.5),
+    # The patient teacher's length (Beyer et al. 2022): kd-mixup for 100 epochs instead of 30, so fresh
+    # mixtures of the cached views keep coming long after the views themselves are learnt.
+    "kd-mixup-long": replace(_VIEWS, epochs=100, distill=0.7, temperature=1.0, embed_weight=0.3, negatives=0.5,
+                             negative_share=0.25, view_mixup=0.5),
 }
-DISTILLATION_ABLATION = ("views", "views-kd", "kd", "kd-mixup")  # each adds to the one before
+DISTILLATION_ABLATION = ("views", "views-kd", "kd", "kd-mixup", "kd-mixup-long")  # each adds to the one before
 PLACEMENT = ("mix-smooth", "shift-mix-smooth")  # the placement check's pair: without and with the change
 
 
