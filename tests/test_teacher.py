@@ -285,3 +285,44 @@ def test_the_real_teacher_hears_real_clips():
         assert emb.shape == (EMBEDDING_DIM,) and np.isfinite(emb).all()
         top3 = {names[i] for i in np.argsort(scores)[-3:]}
         assert top3 & allowed, (label, clip.name, top3)
+
+
+def test_the_false_alarm_budget_sets_the_share_of_negative_views_a_class_may_pass():
+    from train.calibrate import FALSE_EVENTS_PER_HOUR, calibration_rules, view_rate_for_budget
+
+    # 10 events an hour over 10 classes, each a sound that 8 windows see, among 7,200 windows an hour
+    assert view_rate_for_budget(10.0) == pytest.approx(10 / 10 * 8 / 7200)
+    assert view_rate_for_budget(20.0) == pytest.approx(2 * view_rate_for_budget(10.0))
+    rules = calibration_rules()
+    assert list(rules.values())[0] == view_rate_for_budget(FALSE_EVENTS_PER_HOUR) and 0.01 in rules.values()
+
+
+def test_calibrate_a_fold_wise_folder_end_to_end(tmp_path):
+    """`realtime-sed calibrate` on a fold run of a tiny distilled student: thresholds from each
+    rule, the card's from the budget, and false events counted by the real classify per rule."""
+    data = tone_dataset(tmp_path / "us")
+    esc = esc_folder(tmp_path / "esc")
+    teacher = standin_teacher(tmp_path / "teacher.onnx")
+    folds = tmp_path / "convdt-folds-kd"
+    for fold in (1,):
+        r = run_cli("train", "--model", "convdt", "--data", data, "--split", "fold", "--test-fold", fold,
+                    "--epochs", "1", "--views", "2", "--distill", "0.5", "--negatives", "0.5",
+                    "--teacher", teacher, "--esc-data", esc, "--synthetic-per-kind", "1",
+                    "--cache-dir", tmp_path / "cache", "--out", folds / f"fold{fold}", "--quiet", "--threads", "1",
+                    timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+    r = run_cli("calibrate", folds, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "<- in the card" in r.stdout
+    result = json.loads((folds / "calibration.json").read_text())
+    first, second = result["rules"]
+    assert result["rule"] == first and first.startswith("budget")
+    assert result["thresholds"]["on"] == result["rules"][first]["on"]
+    assert result["rules"][first]["max_false_rate"] < result["rules"][second]["max_false_rate"] == 0.01
+    assert all(result["rules"][first]["on"][c] >= result["rules"][second]["on"][c] for c in CLASSES)  # stricter
+    for rule in result["rules"].values():
+        assert set(rule["per_fold"]) == {"1"}
+        for f in rule["per_fold"].values():
+            assert f["false_events_per_hour"] >= 0 and 0 <= f["recall"] <= 1
+    for k, fold in result["folds"].items():  # the card's rule is the one each fold's "calibrated" figure uses
+        assert fold["false_events_per_hour_calibrated"] == result["rules"][first]["per_fold"][k]["false_events_per_hour"]

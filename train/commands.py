@@ -422,6 +422,11 @@ def run_calibrate(settings: CalibrateSettings) -> int:
         if "false_events_per_hour_calibrated" in f:
             print(f"fold {fold}: false events per hour {f['false_events_per_hour_0.5']:.1f} at 0.5, "
                   f"{f['false_events_per_hour_calibrated']:.1f} calibrated")
+    for name, rule in result["rules"].items():
+        fa = rule.get("false_events_per_hour_mean")
+        print(f"rule {name} ({rule['max_false_rate']:.2%} of negative views): target recall {rule['recall']:.3f}"
+              + (f", false events per hour {fa:.1f} (mean of the folds)" if fa is not None else "")
+              + ("  <- in the card" if name == result["rule"] else ""))
     for model, rate in result["compare_false_events_per_hour"].items():
         print(f"{model}: {rate:.1f} false events per hour")
     print(f"wrote {Path(folds_dir) / 'calibration.json'}")
