@@ -116,6 +116,8 @@ def distilled_sections(card: dict, foldwise: dict, current: dict, folds_dir: Pat
         "thresholds": {"on": calibration["thresholds"]["on"], "off": calibration["thresholds"]["off"]},
         "calibration": {"rule": calibration["thresholds"]["rule"],
                         "per_class": calibration["thresholds"]["per_class"],
+                        # every rule calibrate measured, with its recall and false events per hour
+                        **({"rules": calibration["rules"]} if "rules" in calibration else {}),
                         "target_recall_out_of_fold": calibration["pooled"],
                         "false_alarm_stream": calibration["stream"],
                         "folds": calibration["folds"],
