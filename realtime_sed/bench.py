@@ -5,6 +5,8 @@
 - `classify` throughput in x real time at hop 0.5 s on 2 cores (log-mel and CNN pipelined);
 - peak RSS of a `listen --no-tui --file` subprocess;
 - with --hours H: RSS over an H-hour stream replayed as fast as possible (growth should be ~0);
+- with --dashboard S (Linux): the CPU of a real `listen --file --realtime` drawing the dashboard in
+  a 100x30 pseudo-terminal, over S seconds after start-up, and its peak RSS;
 - a profile: where one 0.5 s hop's time goes (decode, resample, frames, FFT, mel, CNN, detector,
   sinks, and the Python around them);
 - with --compare PEER.tflite: the peer model (YAMNet from ../shared/teacher) on the same audio in the
@@ -39,7 +41,7 @@ from realtime_sed.windows import DEFAULT_HOP_SECONDS, hop_to_samples
 from realtime_sed.wiring import classify_file, open_file
 
 TARGETS = {"latency_ms": 3.0, "hop_ms": 0.5, "throughput_x": 300.0, "peer_ratio": 2.0, "rss_mb": 150.0,
-           "rss_growth_mb": 5.0}
+           "rss_growth_mb": 5.0, "dashboard_cpu_pct": 5.0}
 RSS_EVERY_S = 0.2  # how often the listen subprocess's RSS is sampled
 # Growth is measured only over a run this long (in RSS samples): a shorter one is mostly start-up
 # (loading the model, the first windows), whose memory is not growth.
@@ -49,6 +51,8 @@ PEER_RATE = 16000
 PEER_PATCH = 15600  # 0.975 s at 16 kHz
 PEER_HOP = 7680  # 0.48 s
 PEER_HINT = "bench --compare needs the TFLite runtime: pip install ai-edge-litert"
+DASHBOARD_SIZE = (100, 30)  # columns, rows of the pseudo-terminal the dashboard draws in
+DASHBOARD_SETTLE_S = 8.0  # start-up before the measured stretch: imports, the model, the first windows
 
 
 def window_latency(model: str, audio: np.ndarray, repeats: int = 200) -> dict:
@@ -258,6 +262,77 @@ def listen_memory(model: str, path: Path) -> dict:
             "wall_s": samples[-1][0] if samples else 0.0}
 
 
+def check_dashboard(seconds: float, duration_s: float, settle_s: float = DASHBOARD_SETTLE_S) -> None:
+    """--dashboard, before any work: Linux (it reads /proc and opens a pty), a positive stretch,
+    and audio long enough that the dashboard is still streaming when the stretch ends (after the
+    end of the file it only idles, which would understate it)."""
+    if not sys.platform.startswith("linux"):
+        raise SedError("bench --dashboard reads /proc and opens a pseudo-terminal: Linux only")
+    if not 0 < seconds < float("inf"):
+        raise SedError(f"--dashboard {seconds:g}: give a positive number of seconds")
+    if settle_s + seconds > duration_s:
+        raise SedError(f"--dashboard {seconds:g}: the audio is {duration_s:.1f} s, and the dashboard starts up for "
+                       f"{settle_s:g} s first; give at most {max(0.0, duration_s - settle_s):.0f} s or a longer --file")
+
+
+def dashboard_cpu(model: str, path: Path, seconds: float, settle_s: float = DASHBOARD_SETTLE_S) -> dict:
+    """A real `listen --file PATH --realtime` (the dashboard, hop 0.5 s) in a 100x30 pseudo-terminal:
+    utime + stime of the whole process (every thread) from /proc/PID/stat over `seconds` after
+    `settle_s` of start-up, as a percentage of one core, and its peak RSS (VmHWM) by then."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    cols, rows = DASHBOARD_SIZE
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    env = dict(os.environ, TERM="xterm-256color", COLUMNS=str(cols), LINES=str(rows))
+    cmd = [sys.executable, "-m", "realtime_sed", "listen", "--file", str(path), "--realtime", "--model", model,
+           "--hop", str(DEFAULT_HOP_SECONDS)]
+    proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+    os.close(slave)
+    tick = os.sysconf("SC_CLK_TCK")
+    drawn = [0]
+
+    def cpu_s() -> float:
+        try:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            fields = []
+        if proc.poll() is not None or not fields:
+            raise SedError(f"bench --dashboard: listen ended early (exit {proc.returncode}) before the measured stretch")
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    def drain(until: float) -> None:
+        """Reads what the dashboard draws, so it never blocks on a full terminal."""
+        while time.monotonic() < until:
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    drawn[0] += len(os.read(master, 65536))
+                except OSError:  # the other end closed: listen has exited
+                    return
+
+    try:
+        drain(time.monotonic() + settle_s)
+        c0, t0 = cpu_s(), time.monotonic()
+        drain(t0 + seconds)
+        c1, t1 = cpu_s(), time.monotonic()
+        hwm = _rss_mb(proc.pid, "VmHWM") or 0.0
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            drain(time.monotonic() + 3)
+            if proc.poll() is None:
+                proc.kill()
+        proc.wait()
+        os.close(master)
+    return {"cpu_pct_of_one_core": 100 * (c1 - c0) / (t1 - t0), "peak_rss_mb": hwm, "measured_s": t1 - t0,
+            "settle_s": settle_s, "terminal": f"{cols}x{rows}", "bytes_drawn": drawn[0]}
+
+
 def long_file(audio: np.ndarray, hours: float, folder: Path) -> Path:
     """An H-hour 16-bit WAV made by looping real audio, written in pieces (bounded memory)."""
     path = folder / f"long-{hours:g}h.wav"
@@ -277,6 +352,8 @@ def run_bench(settings: Settings) -> int:
     model, bench = settings.stream.model, settings.bench
     path = Path(settings.source.file) if settings.source.file else DEMO_FILE
     check_output(bench.json, [path], "--json")  # before minutes of benchmark, not after
+    if bench.dashboard:
+        check_dashboard(bench.dashboard, sf.info(str(path)).duration)
     audio = load_audio(path)
     results: dict = {"model": model, "file": str(path), "targets": TARGETS, "cpus": os.cpu_count()}
     print(f"benchmark: model {model}, audio {path.name} ({len(audio) / SAMPLE_RATE:.1f} s)")
@@ -325,6 +402,12 @@ def run_bench(settings: Settings) -> int:
             growth = f"growth {soak['rss_growth_mb']:+.1f} MB (target < {TARGETS['rss_growth_mb']:g} MB)"
         print(f"{bench.hours:g} h stream as fast as possible ({soak['wall_s']:.0f} s): RSS {soak['rss_start_mb']:.1f}"
               f" -> {soak['rss_end_mb']:.1f} MB, {growth}, peak {soak['peak_rss_mb']:.1f} MB")
+    if bench.dashboard:
+        dash = results["dashboard"] = dashboard_cpu(model, path, bench.dashboard)
+        print(f"dashboard (listen --file --realtime, hop {DEFAULT_HOP_SECONDS:g} s, {dash['terminal']} pty) over "
+              f"{dash['measured_s']:.0f} s after {dash['settle_s']:g} s of start-up: "
+              f"{dash['cpu_pct_of_one_core']:.2f}% of one core (target < {TARGETS['dashboard_cpu_pct']:g}%), "
+              f"peak RSS {dash['peak_rss_mb']:.1f} MB (target <= {TARGETS['rss_mb']:g} MB)")
     if bench.json:
         try:
             Path(bench.json).write_text(json.dumps(results, indent=1))

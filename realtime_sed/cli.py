@@ -201,7 +201,7 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
                        description="Each shipped model: its architecture, size, how it was trained and "
                                    "its fold-wise accuracy, from its model card.")
 
-    p = sub.add_parser("bench", formatter_class=argparse.RawDescriptionHelpFormatter, epilog="examples:\n  realtime-sed bench\n  realtime-sed bench --model conv2d --hours 1 --json bench.json", help="measure latency, throughput and memory",
+    p = sub.add_parser("bench", formatter_class=argparse.RawDescriptionHelpFormatter, epilog="examples:\n  realtime-sed bench\n  realtime-sed bench --model conv2d --hours 1 --json bench.json\n  realtime-sed bench --compare ../shared/teacher/yamnet.tflite --dashboard 40", help="measure latency, throughput and memory",
                        description="Median and p95 latency per 4 s window (1 thread), classify "
                                    "throughput in x real time (2 threads), peak RSS of a headless listen.")
     p.add_argument("--model", default=d.stream.model, help=f"the model to measure (default {d.stream.model})")
@@ -212,6 +212,9 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     p.add_argument("--compare", default=d.bench.compare, metavar="PEER.tflite",
                    help="also run this TFLite model (16 kHz, 0.975 s every 0.48 s, 1 thread) on the same "
                         "audio and print both real-time factors (pip install ai-edge-litert)")
+    p.add_argument("--dashboard", type=float, default=d.bench.dashboard, metavar="SECONDS",
+                   help="also run the dashboard on the audio in real time (a 100x30 pseudo-terminal) and "
+                        "measure its CPU over this many seconds after start-up, and its peak RSS (Linux)")
 
     p = sub.add_parser("screenshot", formatter_class=argparse.RawDescriptionHelpFormatter, epilog="examples:\n  realtime-sed screenshot\n  realtime-sed screenshot small.svg --size 60x20 --at 20", help="draw the dashboard mid-demo into an SVG (for the docs)",
                        description="Replay the bundled demo as fast as possible up to --at seconds, hold "

@@ -110,6 +110,7 @@ class BenchSettings:
     hours: float = 0.0  # also replay this many hours (looped) and report RSS growth
     json: str | None = None  # also write the figures here
     compare: str | None = None  # a peer .tflite model to run on the same audio (needs ai-edge-litert)
+    dashboard: float = 0.0  # also measure the live dashboard's CPU over this many seconds (Linux)
 
 
 @dataclass

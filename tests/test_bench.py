@@ -1,5 +1,6 @@
 """The peer comparison of `bench --compare` on the real teacher file (when ai-edge-litert and the
-file are there), and its one-line hint when the TFLite runtime is missing."""
+file are there), and its one-line hint when the TFLite runtime is missing; `bench --dashboard`'s
+measurement of a real dashboard in a pseudo-terminal, and the stretches it refuses."""
 
 import subprocess
 import sys
@@ -7,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from realtime_sed.bench import PEER_HINT, peer_throughput
-from tests.conftest import REPO
+from realtime_sed.bench import PEER_HINT, dashboard_cpu, peer_throughput
+from realtime_sed.constants import DEMO_FILE
+from tests.conftest import REPO, run_cli
+from tests.test_bad_input import assert_one_line_error
 
 TEACHER = (REPO / ".." / "shared" / "teacher" / "yamnet.tflite").resolve()
 
@@ -30,3 +33,25 @@ def test_compare_without_the_tflite_runtime_says_how_to_install_it(clip_file):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == PEER_HINT == "bench --compare needs the TFLite runtime: pip install ai-edge-litert"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and opens a pty")
+def test_dashboard_measurement_gives_a_cpu_share_and_peak_rss():
+    """A few seconds of the real dashboard on the demo: the figure is there and sane (no bound on
+    its value: speed targets live in `bench`'s output, not in timed tests)."""
+    dash = dashboard_cpu("convdb", DEMO_FILE, seconds=3.0, settle_s=5.0)
+    assert 0 < dash["cpu_pct_of_one_core"] < 100 * (__import__("os").cpu_count() or 1)
+    assert dash["peak_rss_mb"] > 0
+    assert dash["measured_s"] >= 3.0 and dash["terminal"] == "100x30"
+    assert dash["bytes_drawn"] > 0  # it drew into the terminal
+
+
+@pytest.mark.parametrize("seconds, fragment", [("-1", "give a positive number of seconds"),
+                                               ("nan", "give a positive number of seconds"),
+                                               ("100", "the audio is 77")])
+def test_bench_dashboard_stretch_is_checked_before_the_benchmark(seconds, fragment):
+    """A stretch longer than the audio (after start-up) would measure an idle dashboard past the end
+    of the file: refused with one line, before anything is measured."""
+    r = run_cli("bench", "--dashboard", seconds)
+    assert_one_line_error(r, f"--dashboard {seconds}", fragment, code=2)
+    assert "benchmark" not in r.stdout
