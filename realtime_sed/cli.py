@@ -212,6 +212,8 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     p.add_argument("--compare", default=d.bench.compare, metavar="PEER.tflite",
                    help="also run this TFLite model (16 kHz, 0.975 s every 0.48 s, 1 thread) on the same "
                         "audio and print both real-time factors (pip install ai-edge-litert)")
+    p.add_argument("--rounds", type=int, default=d.bench.rounds,
+                   help=f"with --compare: alternate rounds of ours and the peer (default {d.bench.rounds})")
     p.add_argument("--dashboard", type=float, default=d.bench.dashboard, metavar="SECONDS",
                    help="also run the dashboard on the audio in real time (a 100x30 pseudo-terminal) and "
                         "measure its CPU over this many seconds after start-up, and its peak RSS (Linux)")

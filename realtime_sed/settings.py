@@ -110,6 +110,7 @@ class BenchSettings:
     hours: float = 0.0  # also replay this many hours (looped) and report RSS growth
     json: str | None = None  # also write the figures here
     compare: str | None = None  # a peer .tflite model to run on the same audio (needs ai-edge-litert)
+    rounds: int = 5  # --compare: alternate rounds of ours and the peer
     dashboard: float = 0.0  # also measure the live dashboard's CPU over this many seconds (Linux)
 
 
@@ -198,6 +199,8 @@ class Settings:
                 refuse(option, value, "give 0 to 60 seconds")
         if out.clips_max_mb is not None and not 0 < out.clips_max_mb < float("inf"):
             refuse("--clips-max-mb", out.clips_max_mb, "give a positive number of MB")
+        if self.bench.rounds < 1:
+            refuse("--rounds", self.bench.rounds, "give at least 1 round")
         if not 0 <= self.bench.hours < float("inf"):
             refuse("--hours", self.bench.hours, "give 0 (no soak) or a positive number of hours")
 

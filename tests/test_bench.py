@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from realtime_sed.bench import PEER_HINT, dashboard_cpu, peer_throughput
+from realtime_sed.bench import PEER_HINT, compare_with_peer, dashboard_cpu, peer_throughput
 from realtime_sed.constants import DEMO_FILE
 from tests.conftest import REPO, run_cli
 from tests.test_bad_input import assert_one_line_error
@@ -55,3 +55,24 @@ def test_bench_dashboard_stretch_is_checked_before_the_benchmark(seconds, fragme
     r = run_cli("bench", "--dashboard", seconds)
     assert_one_line_error(r, f"--dashboard {seconds}", fragment, code=2)
     assert "benchmark" not in r.stdout
+
+
+@pytest.mark.skipif(not TEACHER.exists(), reason="the teacher file is not beside the repo")
+def test_compare_alternates_rounds_and_gives_the_median_of_their_ratios(clip_file):
+    pytest.importorskip("ai_edge_litert")
+    cmp = compare_with_peer("convdb", TEACHER, Path(clip_file("siren", rate=44100, seconds=3.0)), rounds=3)
+    assert len(cmp["rounds"]) == 3 and cmp["patches"] == 5
+    ratios = sorted(r["ours_x"] / r["peer_x"] for r in cmp["rounds"])
+    assert cmp["ratio"] == pytest.approx(ratios[1])  # the median round's ratio, not a ratio of medians
+    assert cmp["ours_x"] == pytest.approx(sorted(r["ours_x"] for r in cmp["rounds"])[1])
+    assert cmp["peer_x"] > 0 and cmp["cpu_ratio"] > 0 and cmp["patch_p95_ms"] >= cmp["patch_median_ms"] > 0
+
+
+def test_a_missing_peer_file_is_refused_before_the_benchmark(tmp_path):
+    r = run_cli("bench", "--compare", tmp_path / "no.tflite")
+    assert_one_line_error(r, "no.tflite", "peer model not found", code=2)
+    assert "benchmark" not in r.stdout
+
+
+def test_bench_rounds_must_be_at_least_one():
+    assert_one_line_error(run_cli("bench", "--rounds", "0"), "--rounds 0", code=2)
