@@ -1,12 +1,14 @@
 """`classify --engine ray`: an archive classified by a pool of Ray workers.
 
 Ray does the scheduling; this module only wires it. Each worker is a Ray actor that loads the
-classifier once and runs files through the same `wiring.classify_file` as local `classify`,
-rendering each file's rows with the same sink, so the output is local `classify`'s, row for row
-(in the order files finish). The driver sends paths, never audio: workers read the files
-themselves, so the files (and the model) must be at the same path on every node.
+classifier once and takes chunks of paths: short files through the same `wiring.FileBatch` as
+local `classify` (their windows share ONNX Runtime calls), longer ones through `classify_file`,
+each file's rows rendered with the same sink into its own buffer, so the output is local
+`classify`'s, row for row (in the order chunks finish). The driver sends paths, never audio:
+workers read the files themselves, so the files (and the model) must be at the same path on every
+node.
 
-Results are written as each file finishes. `--skip-done` resumes: with `--output-dir` an input
+Results are written as each chunk finishes, file by file. `--skip-done` resumes: with `--output-dir` an input
 whose output file exists is done (files appear by atomic rename, never half-written); with one
 combined `--output FILE`, `FILE.done` lists the inputs already written to it.
 """
@@ -24,10 +26,13 @@ from realtime_sed.errors import AudioError, SedError
 from realtime_sed.inputs import classify_inputs
 from realtime_sed.settings import Settings
 from realtime_sed.sinks import check_output, make_sink
-from realtime_sed.wiring import classify_file, load_classifier, make_stream, open_file
+from realtime_sed.wiring import (BATCH_FILE_SECONDS, FileBatch, classify_file, load_classifier, make_stream,
+                                 open_file, row_names)
 
 CLUSTER_HINT = "--engine ray needs Ray: pip install 'realtime-sed[cluster]'"
 HEADERED = ("tsv", "csv")  # formats whose output starts with one header line
+CHUNK_FILES = 32  # most files per worker call
+CHUNKS_PER_WORKER = 4  # a small archive is still spread over every worker
 
 
 @dataclass
@@ -39,26 +44,50 @@ class FileResult:
 
 
 class FileClassifier:
-    """One per Ray worker process: the classifier is loaded once, then files stream through."""
+    """One per Ray worker process: the classifier is loaded once, then chunks of files stream
+    through. Short files (<= BATCH_FILE_SECONDS) of a chunk share ONNX Runtime calls through
+    `FileBatch`, as in local classify; longer ones are streamed one by one."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
         self.clf = load_classifier(settings.stream)
 
-    def classify(self, path: str) -> FileResult:
-        opts = self.settings.classify
-        buffer = io.StringIO()
-        sink = make_sink(opts.format, buffer, windows=self.settings.output.windows)
-        try:
-            source = open_file(path, self.settings)
-            audio_s = source.duration_s
-            classify_file(source, self.clf, sink, self.settings)
-        except AudioError as exc:
-            return FileResult(path, "", 0.0, str(exc))
-        text = buffer.getvalue()
-        if opts.format in HEADERED:
-            text = text.split("\n", 1)[1]
-        return FileResult(path, text, audio_s)
+    def classify_chunk(self, files: list[tuple[str, str | None]]) -> list[FileResult]:
+        """(path, row name) pairs -> one result per file, in the same order. A broken file is
+        reported in its result and the others go on; its rows are dropped (a failed file is not
+        marked done, so a resumed run does it again)."""
+        fmt, windows = self.settings.classify.format, self.settings.output.windows
+        batch = FileBatch(self.clf, make_sink(fmt, io.StringIO()), self.settings)
+        buffers: list[io.StringIO | None] = []
+        results: list[FileResult] = []
+        for path, name in files:
+            buffer = io.StringIO()
+            sink = make_sink(fmt, buffer, windows=windows)
+            try:
+                source = open_file(path, self.settings)
+                audio_s = source.duration_s
+                if audio_s <= BATCH_FILE_SECONDS:
+                    batch.add(source, name, sink)
+                else:
+                    classify_file(source, self.clf, sink, self.settings, name=name)
+            except AudioError as exc:
+                results.append(FileResult(path, "", 0.0, str(exc)))
+                buffers.append(None)
+                continue
+            results.append(FileResult(path, "", audio_s))
+            buffers.append(buffer)
+        batch.flush()
+        for result, buffer in zip(results, buffers):
+            if buffer is not None:
+                text = buffer.getvalue()
+                result.text = text.split("\n", 1)[1] if fmt in HEADERED else text
+        return results
+
+
+def chunk_size(files: int, workers: int) -> int:
+    """Files per worker call: up to CHUNK_FILES (short files share CNN calls, and each call's Ray
+    round trip is paid once per chunk), but small enough that every worker gets several chunks."""
+    return max(1, min(CHUNK_FILES, -(-files // (workers * CHUNKS_PER_WORKER))))
 
 
 def _header(settings: Settings) -> str:
@@ -163,6 +192,7 @@ def run_classify_ray(settings: Settings) -> int:
     check_output(settings.classify.output, files, "-o")  # before anything is opened for writing
     make_stream(load_classifier(settings.stream), settings)  # bad model or settings: fail before Ray
     writer = ResultWriter(settings)
+    names = dict(zip(files, row_names(files)))  # as local classify names rows (over every input)
     todo = [p for p in files if not (settings.classify.skip_done and writer.is_done(p))]
     failed = 0
     hours = 0.0
@@ -177,14 +207,17 @@ def run_classify_ray(settings: Settings) -> int:
                    TimeElapsedColumn())
         with Progress(*columns, transient=True, disable=not show) as progress:
             task = progress.add_task("files", total=len(todo), hours="0.00 h of audio")
-            for result in pool.map_unordered(lambda a, path: a.classify.remote(path), todo):
-                if result.error is not None:
-                    failed += 1
-                    print(f"realtime-sed: error: {result.error}", file=sys.stderr, flush=True)
-                else:
-                    writer.write(result)
-                    hours += result.audio_s / 3600
-                progress.update(task, advance=1, hours=f"{hours:.2f} h of audio")
+            size = chunk_size(len(todo), n_workers)
+            chunks = [[(p, names[p]) for p in todo[i : i + size]] for i in range(0, len(todo), size)]
+            for results in pool.map_unordered(lambda a, chunk: a.classify_chunk.remote(chunk), chunks):
+                for result in results:
+                    if result.error is not None:
+                        failed += 1
+                        print(f"realtime-sed: error: {result.error}", file=sys.stderr, flush=True)
+                    else:
+                        writer.write(result)
+                        hours += result.audio_s / 3600
+                    progress.update(task, advance=1, hours=f"{hours:.2f} h of audio")
         elapsed = time.perf_counter() - t0
     finally:
         writer.close()

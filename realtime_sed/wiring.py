@@ -192,11 +192,12 @@ class FileBatch:
         self._streams: list[tuple[DetectionStream, bool]] = []  # (stream, cut short)
         self._waiting = 0  # prepared windows not yet through the CNN
 
-    def add(self, source: FileSource, name: str | None = None) -> None:
+    def add(self, source: FileSource, name: str | None = None, sink: Sink | None = None) -> None:
         """Reads the whole file now. A file that fails or is stopped (Ctrl-C, SIGTERM) part-way
         gets the windows read until then and its open events, cut short, as `classify_file` gives
-        them; everything added before it is written first."""
-        stream = make_stream(self.clf, self.settings, [self.sink, *self.also], name or source.description)
+        them; everything added before it is written first. `sink`: this file's rows go there
+        instead of the batch's sink (a Ray worker keeps each file's rows apart)."""
+        stream = make_stream(self.clf, self.settings, [sink or self.sink, *self.also], name or source.description)
         try:
             stream.prepare(source.blocks())
         except BaseException:

@@ -1,7 +1,8 @@
 """`classify --engine ray` on a real local Ray cluster of 2 workers (started by the command itself):
 the same rows as local `classify`, a broken file reported the same way with the same exit code, the
-per-input outputs of --output-dir, and --skip-done resuming a run. Needs the cluster extra, which
-scripts/test.sh installs."""
+per-input outputs of --output-dir, and --skip-done resuming a run; a worker's chunk of files (short
+ones batched) gives each file local classify's rows. Needs the cluster extra, which
+scripts/test.sh installs (the chunk itself is checked without Ray)."""
 
 import shutil
 import subprocess
@@ -9,8 +10,14 @@ import sys
 
 import pytest
 
+from realtime_sed.cluster import CHUNK_FILES, FileClassifier, chunk_size
 from realtime_sed.constants import DEMO_FILE
-from tests.conftest import run_cli
+from realtime_sed.settings import ClassifySettings, Settings, StreamSettings
+from realtime_sed.wiring import BATCH_FILE_SECONDS, BATCH_WINDOWS
+from tests.conftest import SHARED_DATA, needs_data, run_cli
+from tests.shipped import MODEL
+from tests.test_batch import CLIPS
+from tests.test_batch import rows as batch_rows
 
 needs_ray = pytest.mark.skipif(__import__("importlib").util.find_spec("ray") is None,
                                reason="the cluster extra is not installed")
@@ -90,3 +97,63 @@ def test_skip_done_onto_standard_output_is_refused_before_any_work(output):
     assert r.stdout == ""
     assert r.stderr == ("realtime-sed: error: --skip-done needs --output FILE or --output-dir: standard output "
                         "keeps no record of the files already done\n")
+
+
+@pytest.fixture
+def clips_around_a_long_and_a_broken_file(tmp_path) -> list:
+    """Real UrbanSound8K clips (short: batched), the 77 s demo (streamed alone) and a broken file."""
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF....WAVEfmt not really")
+    clips = [SHARED_DATA / "audio" / "fold1" / name for name in CLIPS]
+    return clips[:4] + [DEMO_FILE] + clips[4:7] + [broken] + clips[7:]
+
+
+@needs_data
+def test_a_chunk_gives_each_file_its_local_rows_and_reports_a_broken_one(clips_around_a_long_and_a_broken_file):
+    """Without Ray: the worker's own object on one chunk. Each file's text is what local classify
+    writes for it alone (tests/test_batch's reference, the header cut), and the short files' windows
+    went through shared CNN calls."""
+    files = [str(p) for p in clips_around_a_long_and_a_broken_file]
+    settings = Settings(stream=StreamSettings(model=str(MODEL)), classify=ClassifySettings(quiet=True))
+    worker = FileClassifier(settings)
+    calls = []
+    model = worker.clf.predict_logmel
+
+    def counted(x):
+        calls.append(len(x))
+        return model(x)
+
+    worker.clf.predict_logmel = counted
+    results = worker.classify_chunk([(p, None) for p in files])
+    assert [r.path for r in results] == files
+    for path, result in zip(files, results):
+        if path.endswith("broken.wav"):
+            assert result.error and "broken.wav" in result.error and result.text == ""
+            continue
+        assert result.error is None and result.audio_s > 0
+        assert result.text == batch_rows([path], worker.clf, batched=False, fmt="tsv").split("\n", 1)[1], path
+    assert any(r.text for r in results if r.audio_s <= BATCH_FILE_SECONDS)  # the clips' events too
+    assert BATCH_WINDOWS in calls  # the clips' windows shared calls
+
+
+def test_chunks_are_spread_over_the_workers_and_capped():
+    assert chunk_size(4, 2) == 1  # a small archive: every worker busy
+    assert chunk_size(14, 2) == 2
+    assert chunk_size(873, 2) == CHUNK_FILES
+    assert chunk_size(1, 8) == 1
+
+
+@needs_ray
+@needs_data
+def test_ray_batches_short_files_and_equals_local_classify(clips_around_a_long_and_a_broken_file, tmp_path):
+    files = clips_around_a_long_and_a_broken_file
+    local = run_cli("classify", *files, "--quiet")
+    out = tmp_path / "ray.tsv"
+    ray = run_cli("classify", *files, "--engine", "ray", "--workers", "2", "-o", out, "--quiet")
+    assert local.returncode == ray.returncode == 1
+    assert rows(local.stdout) == rows(out.read_text())
+    for r in (local, ray):
+        errors = [line for line in r.stderr.splitlines() if line.startswith("realtime-sed: error:")]
+        assert len(errors) == 1 and "broken.wav" in errors[0], r.stderr
+        assert f"1 of {len(files)} files failed" in r.stderr
+    assert len((tmp_path / "ray.tsv.done").read_text().splitlines()) == len(files) - 1
