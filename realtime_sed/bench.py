@@ -341,7 +341,8 @@ def dashboard_cpu(model: str, path: Path, seconds: float, settle_s: float = DASH
         except (FileNotFoundError, ProcessLookupError):
             fields = []
         if proc.poll() is not None or not fields:
-            raise SedError(f"bench --dashboard: listen ended early (exit {proc.returncode}) before the measured stretch")
+            raise SedError(f"bench --dashboard: listen ended early (exit {proc.returncode}) before the "
+                           "measured stretch")
         return (int(fields[11]) + int(fields[12])) / tick
 
     def drain(until: float) -> None:

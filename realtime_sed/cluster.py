@@ -8,9 +8,9 @@ each file's rows rendered with the same sink into its own buffer, so the output 
 workers read the files themselves, so the files (and the model) must be at the same path on every
 node.
 
-Results are written as each chunk finishes, file by file. `--skip-done` resumes: with `--output-dir` an input
-whose output file exists is done (files appear by atomic rename, never half-written); with one
-combined `--output FILE`, `FILE.done` lists the inputs already written to it.
+Results are written as each chunk finishes, file by file. `--skip-done` resumes: with
+`--output-dir` an input whose output file exists is done (files appear by atomic rename, never
+half-written); with one combined `--output FILE`, `FILE.done` lists the inputs already written to it.
 """
 
 from __future__ import annotations
