@@ -318,22 +318,27 @@ def calibrations(recipe: str = DISTILLED) -> dict:
 
 
 def distillation_table() -> str:
-    """Teacher, current recipe and the distilled recipe, fold-wise, per model (where it was run)."""
-    summaries, calibrated = foldwise_summaries(), calibrations()
-    rows = ["| model | teacher: YAMNet + head (fold-wise) | current recipe | distilled recipe | gain | "
-            "folds better | student agrees with teacher |", "|---|---|---|---|---|---|---|"]
+    """Teacher, current recipe and each distilled recipe, fold-wise, per model (where it was run
+    and calibrated: the calibration holds the teacher's figures per fold)."""
+    from train.recipes import DISTILLATION_ABLATION
+
+    summaries = foldwise_summaries()
+    rows = ["| model | teacher: YAMNet + head (fold-wise) | current recipe | distilled recipe | ACC | gain | "
+            "folds better | student agrees with teacher |", "|---|---|---|---|---|---|---|---|"]
     for key, name in NAMES.items():
-        new, cal = summaries.get((key, DISTILLED)), calibrated.get(key)
         current = summaries.get((key, CURRENT_OF[key]))
-        if not new or not cal or not current:
-            rows.append(f"| {name} | | {mean_std(current) if current else ''} | not run yet | | | |")
+        runs = [(r, summaries[(key, r)], cal) for r in DISTILLATION_ABLATION
+                if (key, r) in summaries and (cal := calibrations(r).get(key))]
+        if not runs or not current:
+            rows.append(f"| {name} | | {mean_std(current) if current else ''} | not run yet | | | | |")
             continue
-        teacher = np.array([f["teacher_test_acc"] for f in cal["folds"].values()])
-        agree = np.mean([f["student_teacher_agreement"] for f in cal["folds"].values()])
-        better = sum(new["folds"][k]["acc"] > current["folds"][k]["acc"] for k in new["folds"])
-        rows.append(f"| {name} | {teacher.mean():.3f} ± {teacher.std():.3f} | {mean_std(current)} | "
-                    f"{mean_std(new)} | {new['acc_mean'] - current['acc_mean']:+.3f} | {better} of "
-                    f"{len(new['folds'])} | {agree:.3f} |")
+        for recipe, new, cal in runs:
+            teacher = np.array([f["teacher_test_acc"] for f in cal["folds"].values()])
+            agree = np.mean([f["student_teacher_agreement"] for f in cal["folds"].values()])
+            better = sum(new["folds"][k]["acc"] > current["folds"][k]["acc"] for k in new["folds"])
+            rows.append(f"| {name} | {teacher.mean():.3f} ± {teacher.std():.3f} | {mean_std(current)} | {recipe} | "
+                        f"{mean_std(new)} | {new['acc_mean'] - current['acc_mean']:+.3f} | {better} of "
+                        f"{len(new['folds'])} | {agree:.3f} |")
     folds = sorted({f for s in summaries.values() for f in s["folds"]}, key=int)
     return (f"Fold-wise ACC (mean ± std over test folds {', '.join(map(str, folds))}). The teacher's head is fitted per fold "
             "on that run's training clips only.\n\n" + "\n".join(rows))
