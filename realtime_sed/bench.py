@@ -202,22 +202,6 @@ class PeerModel:
         return time.perf_counter() - t0, time.process_time() - c0, patch_ms
 
 
-def peer_throughput(peer: Path, path: Path, repeats: int = 3) -> dict:
-    """The peer alone, `repeats` passes: x real time over decode + resample + every patch."""
-    try:
-        model = PeerModel(peer)
-    except ImportError:
-        return {"error": PEER_HINT}
-    duration = sf.info(str(path)).duration
-    runs = [model.run(path) for _ in range(repeats)]
-    patch_ms = [ms for _, _, patches in runs for ms in patches]
-    return {"median_s": float(np.median([r[0] for r in runs])),
-            "throughput_x": float(duration / np.median([r[0] for r in runs])),
-            "cpu_throughput_x": float(duration / np.median([r[1] for r in runs])),
-            "patches": len(runs[0][2]), "patch_median_ms": float(np.median(patch_ms)),
-            "patch_p95_ms": float(np.percentile(patch_ms, 95))}
-
-
 class ClassifyOneThread:
     """classify on 1 core, the same work the peer does: decode, (resample), every hop, the events."""
 

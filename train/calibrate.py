@@ -160,13 +160,14 @@ def calibrate_cv(folds_dir: str | Path, compare: list[str] = (), progress: bool 
             per_fold[fold]["student_teacher_agreement"] = float(
                 np.mean(p_clip.argmax(1) == np.array(meta["teacher"]["test_predictions"])))
     neg_p, all_p, all_y = np.concatenate(neg), np.concatenate(clip_p), np.concatenate(clip_y)
-    rules = {name: choose_thresholds(neg_p, all_p, all_y, rate) for name, rate in calibration_rules().items()}
+    rates = calibration_rules()
+    rules = {name: choose_thresholds(neg_p, all_p, all_y, rate) for name, rate in rates.items()}
     card_rule = next(iter(rules))
     thresholds = rules[card_rule]
     stream = folds_dir / "heldout-negatives.wav"
     hours = write_heldout_stream(negatives, stream) / 3600
     by_rule = {name: {"max_false_rate": rate, "on": rules[name]["on"], "per_fold": {}}
-               for name, rate in calibration_rules().items()}
+               for name, rate in rates.items()}
     for (fold, run), p, y in zip(runs, clip_p, clip_y):
         pf = per_fold[fold]
         pf["recall_calibrated"] = target_recall(p, y, thresholds["on"])

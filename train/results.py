@@ -323,12 +323,13 @@ def distillation_table() -> str:
     from train.recipes import DISTILLATION_ABLATION
 
     summaries = foldwise_summaries()
+    calibrated = {r: calibrations(r) for r in DISTILLATION_ABLATION}  # each file read once
     rows = ["| model | teacher: YAMNet + head (fold-wise) | current recipe | distilled recipe | ACC | gain | "
             "folds better | student agrees with teacher |", "|---|---|---|---|---|---|---|---|"]
     for key, name in NAMES.items():
         current = summaries.get((key, CURRENT_OF[key]))
         runs = [(r, summaries[(key, r)], cal) for r in DISTILLATION_ABLATION
-                if (key, r) in summaries and (cal := calibrations(r).get(key))]
+                if (key, r) in summaries and (cal := calibrated[r].get(key))]
         if not runs or not current:
             rows.append(f"| {name} | | {mean_std(current) if current else ''} | not run yet | | | | |")
             continue
@@ -427,9 +428,10 @@ def false_alarm_table() -> str:
             f"target recall at 0.5 | target recall, {budget} | target recall, {views_rule} |",
             "|---|---|---|---|---|---|---|---|---|"]
     stream = command = None
+    calibrated = {r: calibrations(r) for r in DISTILLATION_ABLATION}  # each file read once
     for key, name in NAMES.items():
         for recipe in DISTILLATION_ABLATION:
-            cal = calibrations(recipe).get(key)
+            cal = calibrated[recipe].get(key)
             if not cal:
                 continue
             stream = stream or cal["stream"]
