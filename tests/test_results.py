@@ -24,3 +24,17 @@ def test_the_derived_figures_are_the_ones_once_typed_by_hand():
                  "standard error", "GPU runs shared one H200, 14 at a time", "(constant LR, no augmentation, 40 "
                  "epochs, last epoch kept)", "the demo's 10 reference segments"):
         assert text in results_md, text
+
+
+def test_the_improved_column_shows_the_recipe_the_shipped_model_was_trained_with():
+    """kd-mixup and kd-mixup-long have the same recipe text and differ only in length: the
+    side-by-side table must show the fold-wise figure of the one the card's model was trained with."""
+    from train.results import foldwise_summaries, shipped_cards, side_by_side_table, trained_alike
+
+    card, folds = shipped_cards()["convdt"], foldwise_summaries()
+    matching = [r for (m, r), s in folds.items() if m == "convdt" and trained_alike(s, card)]
+    assert matching == ["kd-mixup-long"]
+    row = next(line for line in side_by_side_table().splitlines() if line.startswith("| ConvDT |"))
+    long = folds[("convdt", "kd-mixup-long")]
+    assert f"{long['acc_mean']:.3f} ± {long['acc_std']:.3f}" in row
+    assert "the improved recipe on all 2,625 clips, 100 epochs" in row
