@@ -82,7 +82,8 @@ RECIPES: dict[str, TrainConfig] = {
     "kd-mixup-long": replace(_VIEWS, epochs=100, distill=0.7, temperature=1.0, embed_weight=0.3, negatives=0.5,
                              negative_share=0.25, view_mixup=0.5),
     # kd-mixup at 60 epochs: the length a four-fold arm of Conv2D fits into one 3-hour session on a
-    # slow 2-core machine (about 30 s per epoch per fold there), between the two lengths measured on ConvDT.
+    # slow 2-core machine (41 to 57 s per epoch per fold, two folds and a final model sharing it), between
+    # the two lengths measured on ConvDT.
     "kd-mixup-60": replace(_VIEWS, epochs=60, distill=0.7, temperature=1.0, embed_weight=0.3, negatives=0.5,
                            negative_share=0.25, view_mixup=0.5),
 }
