@@ -55,6 +55,8 @@ def ablation_cells() -> dict[str, TrainConfig]:
 _SCREENING = replace(PAPER, **SHORT, time_shift=True, gain_db=6.0, schedule="cosine")
 
 _VIEWS = replace(PAPER, epochs=30, schedule="cosine", keep="last", views=8)  # 30 epochs of 8 cached views
+_KD = replace(_VIEWS, distill=0.7, temperature=1.0, embed_weight=0.3, negatives=0.5, negative_share=0.25)
+_KD_MIXUP = replace(_KD, view_mixup=0.5)  # kd with fresh mixtures of the views; its lengths differ only in epochs
 
 RECIPES: dict[str, TrainConfig] = {
     "paper": PAPER,
@@ -74,18 +76,15 @@ RECIPES: dict[str, TrainConfig] = {
     # with mixtures of views made fresh every batch.
     "views": _VIEWS,
     "views-kd": replace(_VIEWS, distill=0.7, temperature=1.0),
-    "kd": replace(_VIEWS, distill=0.7, temperature=1.0, embed_weight=0.3, negatives=0.5, negative_share=0.25),
-    "kd-mixup": replace(_VIEWS, distill=0.7, temperature=1.0, embed_weight=0.3, negatives=0.5,
-                        negative_share=0.25, view_mixup=0.5),
+    "kd": _KD,
+    "kd-mixup": _KD_MIXUP,
     # The patient teacher's length (Beyer et al. 2022): kd-mixup for 100 epochs instead of 30, so fresh
     # mixtures of the cached views keep coming long after the views themselves are learnt.
-    "kd-mixup-long": replace(_VIEWS, epochs=100, distill=0.7, temperature=1.0, embed_weight=0.3, negatives=0.5,
-                             negative_share=0.25, view_mixup=0.5),
+    "kd-mixup-long": replace(_KD_MIXUP, epochs=100),
     # kd-mixup at 60 epochs: the length a four-fold arm of Conv2D fits into one 3-hour session on a
     # slow 2-core machine (41 to 57 s per epoch per fold, two folds and a final model sharing it), between
     # the two lengths measured on ConvDT.
-    "kd-mixup-60": replace(_VIEWS, epochs=60, distill=0.7, temperature=1.0, embed_weight=0.3, negatives=0.5,
-                           negative_share=0.25, view_mixup=0.5),
+    "kd-mixup-60": replace(_KD_MIXUP, epochs=60),
 }
 DISTILLATION_ABLATION = ("views", "views-kd", "kd", "kd-mixup", "kd-mixup-60", "kd-mixup-long")  # each adds to the one before
 PLACEMENT = ("mix-smooth", "shift-mix-smooth")  # the placement check's pair: without and with the change
