@@ -83,7 +83,8 @@ RECIPES: dict[str, TrainConfig] = {
     "kd-mixup-long": replace(_KD_MIXUP, epochs=100),
     # kd-mixup at 60 epochs: the length a four-fold arm of Conv2D fits into one 3-hour session on a
     # slow 2-core machine (41 to 57 s per epoch per fold, two folds and a final model sharing it), between
-    # the two lengths measured on ConvDT.
+    # the two lengths measured on ConvDT. ConvDF and ConvDB ran it too, on a faster 2-core machine:
+    # 12 to 17 s and 19 to 28 s per epoch per fold, two or three trainings sharing it.
     "kd-mixup-60": replace(_KD_MIXUP, epochs=60),
 }
 DISTILLATION_ABLATION = ("views", "views-kd", "kd", "kd-mixup", "kd-mixup-60", "kd-mixup-long")  # each adds to the one before
