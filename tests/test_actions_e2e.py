@@ -21,6 +21,7 @@ import time
 import soundfile as sf
 
 from tests.conftest import DEMO, REPO, run_cli
+from tests.shipped import TWO_EVENT_LONG_STRETCH_S
 from tests.test_actions import Broker, Subscriber, broker, hook_server, needs_mosquitto  # noqa: F401
 
 KEY = lambda e: (e["label"], e["onset"], e["offset"])  # noqa: E731
@@ -80,11 +81,12 @@ def test_listen_on_the_demo_sends_every_event_to_every_action_once(broker, hook_
 
 @needs_mosquitto
 def test_the_broker_restarting_mid_run_loses_no_event(tmp_path, demo_audio):
-    """A paced replay of 12 s of the demo; the broker is stopped once listen's client is online and
+    """A paced replay of 12 s of the demo with two events; the broker is stopped once listen's client is online and
     is back 3 s later. The client reconnects and sends its backlog: every logged event once, in
     order; nothing dropped."""
     stretch = tmp_path / "stretch.wav"
-    sf.write(stretch, demo_audio[23 * 22050: 35 * 22050], 22050)
+    start, end = TWO_EVENT_LONG_STRETCH_S
+    sf.write(stretch, demo_audio[int(start * 22050): int(end * 22050)], 22050)
     broker = Broker(tmp_path, persistent=True)  # so the test's own subscriber misses nothing either
     broker.start()
     sub = Subscriber(broker.port, "realtime-sed/#", persistent=True)

@@ -14,6 +14,7 @@ from realtime_sed.clips import ClipRecorder
 from realtime_sed.constants import SAMPLE_RATE
 from realtime_sed.events import Event
 from tests.conftest import DEMO, run_cli
+from tests.shipped import CUT_IN_AN_EVENT_S
 
 LSB_24 = 2.0 ** -23  # FLAC clips are 24-bit; WAV clips float, the samples themselves
 
@@ -44,17 +45,20 @@ def check_clips(events: list[dict], audio: np.ndarray, pre: float, post: float, 
 @pytest.mark.parametrize("pre, post, fmt", [(2.0, 1.0, "flac"), (3.5, 0.0, "wav")])
 def test_listen_clips_hold_the_heard_samples_with_pre_and_post_roll(tmp_path, demo_audio, pre, post, fmt):
     log, folder = tmp_path / "events.jsonl", tmp_path / "clips"
-    args = ["listen", "--no-tui", "--file", DEMO, "--events", log, "--clips", folder]
+    audio = demo_audio[: int(CUT_IN_AN_EVENT_S * SAMPLE_RATE)]  # so the last event runs to the end
+    cut = tmp_path / "demo-cut.wav"
+    sf.write(cut, audio, SAMPLE_RATE, subtype="FLOAT")
+    args = ["listen", "--no-tui", "--file", cut, "--events", log, "--clips", folder]
     if (pre, post, fmt) != (2.0, 1.0, "flac"):  # otherwise: the defaults
         args += ["--pre-roll", pre, "--post-roll", post, "--clip-format", fmt]
     r = run_cli(*args, timeout=120)
     assert r.returncode == 0, r.stderr
     events = logged_events(log)
-    check_clips(events, demo_audio, pre, post, "." + fmt)
-    # the clamping is exercised: the demo's first event starts within the pre-roll of the file's
-    # start, and its last one runs to the file's end
+    check_clips(events, audio, pre, post, "." + fmt)
+    # the clamping is exercised: the first event starts within the pre-roll of the file's start,
+    # and the last one runs to the file's end
     assert min(e["onset"] for e in events) < pre
-    assert max(e["offset"] for e in events) >= len(demo_audio) / SAMPLE_RATE - 1e-4
+    assert max(e["offset"] for e in events) >= len(audio) / SAMPLE_RATE - 1e-4
     assert sorted(p.name for p in folder.iterdir()) == sorted(os.path.basename(e["clip"]) for e in events)
     assert f"clips: written {len(events)}, failed 0" in r.stderr
 

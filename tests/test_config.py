@@ -50,17 +50,18 @@ def test_class_sections_reach_the_detector_on_the_demo(tmp_path):
     plain = run_cli("classify", DEMO, timeout=120)
     assert plain.returncode == 0, plain.stderr
     before = rows(plain.stdout)
-    labels = [r[0] for r in before]
-    assert {"dog_bark", "jackhammer", "gun_shot", "car_horn"} <= set(labels)
-    path = write(tmp_path, "[classes.jackhammer]\nenabled = false\n"  # no event at all
-                           "[classes.dog_bark]\nthreshold = 1.0\n"  # never reached
-                           "[classes.car_horn]\nmin_duration = 30\n")  # too short to be kept
+    labels = sorted({r[0] for r in before})
+    assert len(labels) >= 4  # three classes to silence, each in its own way, and one left alone
+    off, unreachable, short = labels[:3]  # whichever the shipped model names on the demo
+    path = write(tmp_path, f"[classes.{off}]\nenabled = false\n"  # no event at all
+                           f"[classes.{unreachable}]\nthreshold = 1.0\n"  # never reached
+                           f"[classes.{short}]\nmin_duration = 30\n")  # too short to be kept
     r = run_cli("classify", DEMO, "--config", path, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert rows(r.stdout) == [e for e in before if e[0] not in ("jackhammer", "dog_bark", "car_horn")]
+    assert rows(r.stdout) == [e for e in before if e[0] not in (off, unreachable, short)]
     # the same file, with a command-line option changing another setting
     r = run_cli("classify", DEMO, "--config", path, "--min-duration", "6", timeout=120)
-    assert rows(r.stdout) == [e for e in before if e[0] not in ("jackhammer", "dog_bark", "car_horn")
+    assert rows(r.stdout) == [e for e in before if e[0] not in (off, unreachable, short)
                               and e[2] - e[1] >= 6]
 
 

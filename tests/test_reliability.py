@@ -24,12 +24,13 @@ from tests.conftest import run_cli
 from tests.shipped import MODEL, TWO_EVENT_STRETCH_S
 from tests.test_actions import Broker, Subscriber, free_port, needs_mosquitto
 
+SECONDS = TWO_EVENT_STRETCH_S[1] - TWO_EVENT_STRETCH_S[0]
 SUMMARY = re.compile(r"(\d+) windows, (\d+) events, ([\d.]+) s of audio .* dropped (\d+) samples, (\d+) overflows")
 
 
 @pytest.fixture
 def stretch(tmp_path, demo_audio):
-    """The demo's two-event stretch (6 s), as a file to replay in real time."""
+    """The demo's two-event stretch (7 s), as a file to replay in real time."""
     start, end = TWO_EVENT_STRETCH_S
     path = tmp_path / "stretch.wav"
     sf.write(path, demo_audio[int(start * 22050): int(end * 22050)], 22050)
@@ -60,8 +61,8 @@ def test_a_paced_file_drops_samples_when_the_stream_stalls(stretch):
         source.close()
         assert time.monotonic() - t0 >= TWO_EVENT_STRETCH_S[1] - TWO_EVENT_STRETCH_S[0] - 0.3  # paced
         if stall == 0:
-            assert source.dropped_samples == 0 and stream.stats.audio_s == pytest.approx(6.0, abs=0.01)
-        else:  # 4 s in, 3 s of stall with a 1 s buffer: about a second of the last 2 s is lost
+            assert source.dropped_samples == 0 and stream.stats.audio_s == pytest.approx(SECONDS, abs=0.01)
+        else:  # 4 s in, 3 s of stall with a 1 s buffer: about 2 s of the last 3 s are lost
             assert source.dropped_samples > 0.5 * 22050
 
 
@@ -71,7 +72,7 @@ def listen_paced(stretch, *action_args, timeout=90):
     m = SUMMARY.search(r.stderr)
     assert m, r.stderr
     windows, events, audio_s, dropped, overflows = m.groups()
-    assert int(events) >= 2 and float(audio_s) == pytest.approx(6.0, abs=0.05)
+    assert int(events) >= 2 and float(audio_s) == pytest.approx(SECONDS, abs=0.05)
     assert (int(dropped), int(overflows)) == (0, 0), r.stderr
     return r
 

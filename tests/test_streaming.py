@@ -19,7 +19,7 @@ from tests.conftest import DEMO_REFERENCE, run_cli
 from tests.shipped import MODEL, TWO_EVENT_STRETCH_S
 
 HOP = 43 * 256  # 0.5 s rounded to whole 256-sample frames
-SECONDS = 6.0  # 6 windows (the last zero-padded); block size 1 takes 14-20 s on the busy 2-core box
+SECONDS = 7.0  # 8 windows (the last zero-padded); block size 1 takes 14-20 s on the busy 2-core box
 STREAM_TOL = 1e-5  # block size must not matter (measured: bit-identical)
 OFFLINE_TOL = 1e-4  # incremental numpy log-mel + CNN vs the whole graph (measured 1.2e-6 here)
 
@@ -92,7 +92,7 @@ def reference(files, clf) -> RecordingSink:
 
 
 def test_reference_run_is_not_trivial(reference, files):
-    assert len(reference.probs) == 6
+    assert len(reference.probs) == 8
     assert len(reference.events) >= 2  # several events, so comparing them means something
     assert reference.events[-1].offset == pytest.approx(files["samples"] / SAMPLE_RATE, abs=1e-4)
 
@@ -133,8 +133,9 @@ def test_matches_the_whole_graph_on_windows_cut_offline(files, clf, reference):
     assert diff <= OFFLINE_TOL, diff
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 
-    # The same detector fed the offline probabilities finds the same events.
-    detector = EventDetector(DetectorConfig(), HOP / SAMPLE_RATE)
+    # The same detector (the card's thresholds, as classify's) fed the offline probabilities finds
+    # the same events.
+    detector = EventDetector(DetectorConfig.from_card(clf.thresholds), HOP / SAMPLE_RATE)
     events = []
     for s, p, window in zip(starts, probs, batch):
         events += detector.update(p, s / SAMPLE_RATE, level_dbfs(window[: len(audio) - s]))[1]
@@ -224,7 +225,8 @@ def test_the_live_path_equals_the_pipelined_classify_path(block_size, files, clf
     from realtime_sed.stream import DetectionStream
 
     sink = RecordingSink()
-    stream = DetectionStream(clf, 0.5, sinks=[sink], filename="x", pipeline=False)
+    stream = DetectionStream(clf, 0.5, DetectorConfig.from_card(clf.thresholds), sinks=[sink], filename="x",
+                             pipeline=False)  # the card's thresholds, as both commands use
     stream.run(FileSource(files["mono"], block_size=block_size).blocks())
     assert sink.starts == reference.starts
     np.testing.assert_allclose(np.array(sink.probs), np.array(reference.probs), rtol=0, atol=STREAM_TOL)
