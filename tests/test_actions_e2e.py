@@ -81,9 +81,9 @@ def test_listen_on_the_demo_sends_every_event_to_every_action_once(broker, hook_
 
 @needs_mosquitto
 def test_the_broker_restarting_mid_run_loses_no_event(tmp_path, demo_audio):
-    """A paced replay of 12 s of the demo with two events; the broker is stopped once listen's client is online and
-    is back 3 s later. The client reconnects and sends its backlog: every logged event once, in
-    order; nothing dropped."""
+    """A paced replay of 12 s of the demo with two events; the broker is stopped once listen's
+    client is online and is back 3 s later. The client reconnects and sends its backlog: every
+    logged event once, in order; nothing dropped."""
     stretch = tmp_path / "stretch.wav"
     start, end = TWO_EVENT_LONG_STRETCH_S
     sf.write(stretch, demo_audio[int(start * 22050): int(end * 22050)], 22050)
