@@ -435,7 +435,8 @@ def _add_experiments(sub) -> None:
     q.add_argument("--without", default=None,
                    help="with --added: the fold-wise summary of the recipe without them (same folds and hardware)")
     q.add_argument("--distilled", default=None,
-                   help="the fold-wise folder of a distilled recipe, with calibration.json")
+                   help="the fold-wise folder of a distilled recipe, with calibration.json, or its "
+                        "calibration record (docs/calibration/MODEL-RECIPE.json)")
     q.add_argument("--current", default=None, help="with --distilled: the fold-wise summary of the recipe it replaces")
     q.add_argument("--out", default="models", help="where the model and its card go (default models)")
     q = add("reevaluate", "newer metrics for finished runs, without training")

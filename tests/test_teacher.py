@@ -326,3 +326,33 @@ def test_calibrate_a_fold_wise_folder_end_to_end(tmp_path):
             assert f["false_events_per_hour"] >= 0 and 0 <= f["recall"] <= 1
     for k, fold in result["folds"].items():  # the card's rule is the one each fold's "calibrated" figure uses
         assert fold["false_events_per_hour_calibrated"] == result["rules"][first]["per_fold"][k]["false_events_per_hour"]
+
+
+def test_a_distilled_card_comes_from_the_committed_records_once_the_fold_runs_are_gone(tmp_path):
+    """Fold runs live in runs/ and may be gone by the time the final model has trained; the
+    calibration record and the fold-wise summary in docs/ hold every per-fold figure the card shows,
+    and the ship rule still refuses a recipe that does not beat the current one."""
+    from train.ship import distilled_sections
+
+    docs = REPO / "docs"
+    record_path = docs / "calibration" / "convdb-kd-mixup-long.json"
+    record = json.loads(record_path.read_text())
+    new = json.loads((docs / "foldwise" / "convdb-kd-mixup-long.json").read_text())
+    current = json.loads((docs / "foldwise" / "convdb-kd-mixup-60.json").read_text())
+    card = json.loads((REPO / "models" / "convdb.json").read_text())
+    run = tmp_path / "convdb-all"
+    run.mkdir()
+    head = "standardised LogisticRegression(C=0.01) on the clean views of the 2625 training clips only"
+    (run / "run.json").write_text(json.dumps({"teacher": {"head": head}}))
+
+    sections = distilled_sections(card, run, new, current, record_path, seed_difference=0.013)
+    teacher = sections["teacher"]
+    assert teacher["head"] == head and sorted(teacher["folds"], key=int) == ["1", "2", "3", "10"]
+    for k, fold in teacher["folds"].items():
+        assert fold["test_acc"] == new["folds"][k]["teacher_test_acc"] == record["folds"][k]["teacher_test_acc"]
+        assert "val_acc" not in fold  # only a fold run holds it
+    assert sections["thresholds"]["on"] == record["thresholds"]["on"]
+    assert sections["calibration"]["command"] == record["command"]
+    assert sections["ship_rule"]["gain"] == pytest.approx(new["acc_mean"] - current["acc_mean"])
+    with pytest.raises(SedError, match="does not pass the ship rule"):
+        distilled_sections(card, run, current, new, record_path, seed_difference=0.013)

@@ -81,12 +81,18 @@ def placement_section(added: list[str], with_it: dict, without: dict, seed_diffe
             "gain_plain": verdict.gain_plain, "with": short(with_it), "without": short(without)}
 
 
-def distilled_sections(card: dict, foldwise: dict, current: dict, folds_dir: Path,
+def distilled_sections(card: dict, run: Path, foldwise: dict, current: dict, distilled: Path,
                        seed_difference: float) -> dict:
     """What a distilled model's card adds: the teacher and its head per fold, the distillation and
     negative-data settings, the calibrated thresholds and how they were chosen, the false alarms,
-    and the fold-wise comparison with the recipe it replaces (the rule refuses a change in the noise)."""
-    calibration = json.loads((folds_dir / "calibration.json").read_text())
+    and the fold-wise comparison with the recipe it replaces (the rule refuses a change in the noise).
+
+    DISTILLED is the fold-wise folder (with calibration.json) or, once its fold runs are gone, the
+    committed calibration record (docs/calibration/MODEL-RECIPE.json): the record and the fold-wise
+    summary hold every per-fold figure the card needs; only the teacher head's validation accuracy
+    lives in the fold runs alone."""
+    folds_dir = distilled.parent if distilled.is_file() else distilled
+    calibration = json.loads((distilled if distilled.is_file() else distilled / "calibration.json").read_text())
     comparison, passes = rules.ship(foldwise, current, seed_difference)
     gain, better = comparison.gain, comparison.folds_better
     if not passes:
@@ -95,16 +101,18 @@ def distilled_sections(card: dict, foldwise: dict, current: dict, folds_dir: Pat
     config = card["training"]["config"]
     teacher_folds = {}
     for k in foldwise["folds"]:
-        meta = json.loads((folds_dir / f"fold{k}" / "run.json").read_text())
-        t = meta["teacher"]
-        agree = calibration["folds"][k].get("student_teacher_agreement")
-        teacher_folds[k] = {"test_acc": t["test_acc"], "val_acc": t["val_acc"], "student_agreement": agree}
+        fold = calibration["folds"][k]
+        teacher_folds[k] = {"test_acc": fold["teacher_test_acc"],
+                            "student_agreement": fold.get("student_teacher_agreement")}
+        fold_run = folds_dir / f"fold{k}" / "run.json"
+        if fold_run.exists():
+            teacher_folds[k]["val_acc"] = json.loads(fold_run.read_text())["teacher"]["val_acc"]
     teacher_acc = np.array([v["test_acc"] for v in teacher_folds.values()])
+    head = json.loads((run / "run.json").read_text())["teacher"]["head"]  # the shipped model's own teacher
     return {
         "teacher": {"model": "YAMNet (AudioSet, 521 classes, 3.7M parameters; Apache 2.0), TFLite, training only",
                     "file": Path(config["teacher"]).name,
-                    "head": next(iter(json.loads((folds_dir / f"fold{k}" / "run.json").read_text())["teacher"]
-                                      ["head"] for k in foldwise["folds"])),
+                    "head": head,
                     "foldwise_test_acc_mean": float(teacher_acc.mean()),
                     "foldwise_test_acc_std": float(teacher_acc.std()), "folds": teacher_folds},
         "distillation": {k: config[k] for k in ("views", "head_views", "distill", "temperature",
@@ -121,7 +129,7 @@ def distilled_sections(card: dict, foldwise: dict, current: dict, folds_dir: Pat
                         "target_recall_out_of_fold": calibration["pooled"],
                         "false_alarm_stream": calibration["stream"],
                         "folds": calibration["folds"],
-                        "command": f"realtime-sed calibrate {run_name(folds_dir)}"},
+                        "command": calibration.get("command", f"realtime-sed calibrate {run_name(folds_dir)}")},
         "foldwise_current_recipe": foldwise_section(current),
         "ship_rule": {"rule": rules.SHIP_RULE, "gain": gain, "folds_better": int(better),
                       "seed_difference": seed_difference},
@@ -157,8 +165,8 @@ def ship(model: str, run: Path, foldwise: Path | None, out_dir: Path, ablation: 
                 decision["seed_difference"])
     if distilled:
         seed_difference = json.loads((ROOT / "docs" / "ablation.json").read_text())["seed_difference"]
-        card.update(distilled_sections(card, json.loads(foldwise.read_text()), json.loads(current.read_text()),
-                                       distilled, seed_difference))
+        card.update(distilled_sections(card, run, json.loads(foldwise.read_text()),
+                                       json.loads(current.read_text()), distilled, seed_difference))
     exported_later = "--no-onnx" in card["command"].split()
     card["commands"] = {"this_model": card["command"],
                         **({"export": f"realtime-sed export {run_name(run)}/best.pt"} if exported_later else {}),
