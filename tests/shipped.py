@@ -36,6 +36,6 @@ TWO_EVENT_LONG_STRETCH_S = (19.0, 31.0)
 the jackhammer, children playing)."""
 
 CUT_IN_AN_EVENT_S = 74.0
-"""The demo cut here ends inside an event it logs (the air conditioner, from about 70 s), and it logs
-at least five events before. (This model's last event on the whole demo also runs to the end; the
+"""The demo cut here (a file cut, or `listen --duration`) ends inside an event it logs (the air
+conditioner, from about 70 s), and it logs at least five events before. (This model's last event on the whole demo also runs to the end; the
 cut keeps the test from depending on that.)"""

@@ -15,7 +15,8 @@ import time
 import pytest
 import soundfile as sf
 
-from tests.conftest import DEMO, REPO, demo_segment, run_cli
+from tests.conftest import DEMO, REPO, run_cli
+from tests.shipped import CUT_IN_AN_EVENT_S
 from tests.test_bad_input import assert_one_line_error
 
 SUMMARY_START = "windows, "  # StreamStats.summary(): "N windows, M events, ..."
@@ -205,8 +206,7 @@ def test_sigterm_during_classify_keeps_the_rows_written_and_the_open_event(tmp_p
 
 def test_headless_listen_prints_every_event_the_summary_counts(tmp_path):
     events = tmp_path / "events.jsonl"
-    on, off = demo_segment("street_music")  # an 8 s sound; stop in its middle, plus the 2 s a
-    stop_at = (on + off) / 2 + 2.0  # window's centre lags its end, so its event is still open
+    stop_at = CUT_IN_AN_EVENT_S  # inside an event the shipped model logs, so it is still open
     r = run_cli("listen", "--no-tui", "--file", DEMO, "--events", events, "--duration", stop_at)
     assert r.returncode == 0, r.stderr
     logged = [json.loads(x) for x in events.read_text().splitlines()]
