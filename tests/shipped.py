@@ -37,5 +37,5 @@ the jackhammer, children playing)."""
 
 CUT_IN_AN_EVENT_S = 74.0
 """The demo cut here (a file cut, or `listen --duration`) ends inside an event it logs (the air
-conditioner, from about 70 s), and it logs at least five events before. (This model's last event on the whole demo also runs to the end; the
-cut keeps the test from depending on that.)"""
+conditioner, from about 70 s), and it logs at least five events before. (This model's last event
+on the whole demo also runs to the end; the cut keeps the tests from depending on that.)"""
