@@ -88,11 +88,11 @@ def distilled_sections(card: dict, run: Path, foldwise: dict, current: dict, dis
     and the fold-wise comparison with the recipe it replaces (the rule refuses a change in the noise).
 
     DISTILLED is the fold-wise folder (with calibration.json) or, once its fold runs are gone, the
-    committed calibration record (docs/calibration/MODEL-RECIPE.json): the record and the fold-wise
-    summary hold every per-fold figure the card needs; only the teacher head's validation accuracy
-    lives in the fold runs alone."""
-    folds_dir = distilled.parent if distilled.is_file() else distilled
-    calibration = json.loads((distilled if distilled.is_file() else distilled / "calibration.json").read_text())
+    committed calibration record (docs/calibration/MODEL-RECIPE.json): the record holds every
+    per-fold figure the card needs; only the teacher head's validation accuracy lives in the fold
+    runs alone (the record names them), so it is added while they exist."""
+    record = distilled if distilled.is_file() else distilled / "calibration.json"
+    calibration = json.loads(record.read_text())
     comparison, passes = rules.ship(foldwise, current, seed_difference)
     gain, better = comparison.gain, comparison.folds_better
     if not passes:
@@ -104,8 +104,8 @@ def distilled_sections(card: dict, run: Path, foldwise: dict, current: dict, dis
         fold = calibration["folds"][k]
         teacher_folds[k] = {"test_acc": fold["teacher_test_acc"],
                             "student_agreement": fold.get("student_teacher_agreement")}
-        fold_run = folds_dir / f"fold{k}" / "run.json"
-        if fold_run.exists():
+        fold_run = ROOT / fold["run"] / "run.json" if "run" in fold else None
+        if fold_run and fold_run.exists():
             teacher_folds[k]["val_acc"] = json.loads(fold_run.read_text())["teacher"]["val_acc"]
     teacher_acc = np.array([v["test_acc"] for v in teacher_folds.values()])
     head = json.loads((run / "run.json").read_text())["teacher"]["head"]  # the shipped model's own teacher
@@ -129,7 +129,7 @@ def distilled_sections(card: dict, run: Path, foldwise: dict, current: dict, dis
                         "target_recall_out_of_fold": calibration["pooled"],
                         "false_alarm_stream": calibration["stream"],
                         "folds": calibration["folds"],
-                        "command": calibration.get("command", f"realtime-sed calibrate {run_name(folds_dir)}")},
+                        "command": calibration.get("command", f"realtime-sed calibrate {run_name(record.parent)}")},
         "foldwise_current_recipe": foldwise_section(current),
         "ship_rule": {"rule": rules.SHIP_RULE, "gain": gain, "folds_better": int(better),
                       "seed_difference": seed_difference},
@@ -165,8 +165,8 @@ def ship(model: str, run: Path, foldwise: Path | None, out_dir: Path, ablation: 
                 decision["seed_difference"])
     if distilled:
         seed_difference = json.loads((ROOT / "docs" / "ablation.json").read_text())["seed_difference"]
-        card.update(distilled_sections(card, run, json.loads(foldwise.read_text()),
-                                       json.loads(current.read_text()), distilled, seed_difference))
+        card.update(distilled_sections(card, run, summary, json.loads(current.read_text()), distilled,
+                                       seed_difference))
     exported_later = "--no-onnx" in card["command"].split()
     card["commands"] = {"this_model": card["command"],
                         **({"export": f"realtime-sed export {run_name(run)}/best.pt"} if exported_later else {}),
