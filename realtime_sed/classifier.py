@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +23,60 @@ from realtime_sed.features import FIRST_INTERIOR, LAST_INTERIOR, hann_window, me
 
 FILTERBANK_TOL = 1e-4  # the graph's float32 mel triangles vs ours (measured 1.2e-5 on the shipped ones)
 WINDOW_TOL = 1e-5  # its Hann window vs ours (measured 2.1e-7)
-# First-conv maps (648 kB each) per call of the rest of the CNN: in a stream of 8-window blocks,
-# 1 or 2 per call were 12% faster per window than all 8 at once (measured in one run; cache).
+# Maps per call of the rest of the CNN (the last reused stage's, 609 kB each for ConvDB): in a
+# stream of 8-window blocks, 1 or 2 per call were 12% faster per window than all 8 at once
+# (measured in one run, with the first conv's maps; cache).
 MAPS_PER_CALL = 2
+# Conv stages whose rows a stream reuses across hops: the first conv, then the second behind its
+# max-pool. CPU ms per window of the CNN at hop 0.5 s, one run over 400 windows (convdb / convdt /
+# conv2d / convdf): 1 stage 0.50 / 0.33 / 0.35 / 0.32, 2 stages 0.36 / 0.27 / 0.28 / 0.24, 3 stages
+# 0.38 / 0.28 / 0.31 / 0.26 (the third conv reuses rows from 4 hops back only: few, and each
+# stage's copies cost more than they save). Bit-identical to the whole CNN in every case.
+REUSED_STAGES = 2
 MODELS_DIR = Path(os.environ.get("REALTIME_SED_MODELS", installed_data("models")))
+
+
+@dataclass
+class ConvStage:
+    """One part of a CNN cut for streaming: [BatchNorm or MaxPool] Conv Relu on any number of rows
+    (time steps). Output row q sees input rows stride*q .. stride*(q + reach) + stride - 1."""
+
+    session: object  # an ONNX Runtime InferenceSession
+    input_name: str
+    stride: int  # the max-pool's time stride before the conv (1 for the first stage)
+    reach: int  # the conv's extra rows along time: (kernel - 1) * dilation
+    shape: tuple[int, ...] = ()  # its output (channels, rows, width) on a whole window
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """[batch, channels, rows, width] -> the same after this stage."""
+        return self.session.run(None, {self.input_name: x})[0]
+
+
+def _stage_geometry(chain: list) -> tuple[int, int] | None:
+    """(pool stride, conv reach) along time of [BatchNormalization] Conv Relu or MaxPool Conv
+    Relu nodes, or None when their rows do not depend on a fixed range of input rows: a conv with
+    a time stride, time padding or groups, or a pool that pads, dilates or overlaps along time."""
+    def ints(node, name: str, default: list[int]) -> list[int]:
+        return next((list(a.ints) for a in node.attribute if a.name == name), default)
+
+    if not chain:
+        return None
+    stride = 1
+    for node in chain:
+        attrs = {a.name: a for a in node.attribute}
+        if "auto_pad" in attrs and attrs["auto_pad"].s not in (b"", b"NOTSET", b"VALID"):
+            return None
+        if node.op_type == "MaxPool":
+            kernel, stride = ints(node, "kernel_shape", [0])[0], ints(node, "strides", [1, 1])[0]
+            if (kernel != stride or any(ints(node, "pads", [0, 0, 0, 0])[i] for i in (0, 2))
+                    or ints(node, "dilations", [1, 1])[0] != 1 or ("ceil_mode" in attrs and attrs["ceil_mode"].i)):
+                return None
+        elif node.op_type == "Conv":
+            if (ints(node, "strides", [1, 1])[0] != 1 or any(ints(node, "pads", [0, 0, 0, 0])[i] for i in (0, 2))
+                    or ("group" in attrs and attrs["group"].i != 1) or "kernel_shape" not in attrs):
+                return None
+            reach = (ints(node, "kernel_shape", [1])[0] - 1) * ints(node, "dilations", [1, 1])[0]
+    return stride, reach
 
 
 def resolve_model(model: str | os.PathLike) -> Path:
@@ -130,60 +182,65 @@ class OnnxClassifier:
         self._proto_bytes = proto.SerializeToString()
         self._cnn = None
         self._cnn_input = None
-        self._first = self._rest = None  # the CNN split after its first conv (see `conv_reach`)
-        self.conv_reach: int | None = None
+        self.stages: list[ConvStage] = []  # the CNN's first convs as parts a stream reuses rows of
+        self._rest = None  # the CNN after them
         if LOGMEL_TENSOR in {o for n in proto.graph.node for o in n.output}:
             extractor = onnx.utils.Extractor(proto)
             cnn = extractor.extract_model([LOGMEL_TENSOR], [self._output])
             self._cnn = self._session(cnn.SerializeToString())
             self._cnn_input = self._cnn.get_inputs()[0].name
-            self._split_first_conv(cnn, extractor)
+            self._split_conv_stages(cnn, extractor)
         else:  # a graph without the cut point still works, through the slower full graph
             self._full = self._session(self._proto_bytes)
 
-    def _split_first_conv(self, cnn, extractor) -> None:
-        """If the CNN starts with [BatchNormalization] Conv Relu, the conv with stride 1 and no
-        padding along time, the part up to that ReLU (on any number of frames) and the rest become
-        two more sessions: a stream can then reuse the conv's rows that see only frames an earlier
-        window shared (`StreamingCNN`). Any other graph (an int8 one) runs whole."""
+    def _split_conv_stages(self, cnn, extractor) -> None:
+        """Cuts the CNN into `ConvStage`s and the rest, for `StreamingCNN`: the first stage is
+        [BatchNormalization] Conv Relu, each further one MaxPool Conv Relu, as long as the pool's
+        time kernel equals its stride and no conv pads or strides along time (then every output row
+        depends on a fixed range of frames). At most REUSED_STAGES; a CNN that does not start that
+        way (an int8 one) runs whole."""
         consumers: dict[str, list] = {}
         for node in cnn.graph.node:
             for name in node.input:
                 consumers.setdefault(name, []).append(node)
-        chain, tensor = [], LOGMEL_TENSOR
-        for op in ("BatchNormalization", "Conv", "Relu"):
-            nodes = consumers.get(tensor, [])
-            if len(nodes) == 1 and nodes[0].op_type == op:
-                chain.append(nodes[0])
-                tensor = nodes[0].output[0]
-            elif op != "BatchNormalization":  # (the only optional one)
-                return
-        conv = next(n for n in chain if n.op_type == "Conv")
-        attrs = {a.name: a for a in conv.attribute}
-        ints = lambda name, default: list(attrs[name].ints) if name in attrs else default  # noqa: E731
-        if (ints("strides", [1, 1])[0] != 1 or any(ints("pads", [0, 0, 0, 0])[i] for i in (0, 2))
-                or ("auto_pad" in attrs and attrs["auto_pad"].s not in (b"", b"NOTSET", b"VALID"))
-                or ("group" in attrs and attrs["group"].i != 1) or "kernel_shape" not in attrs):
+        cuts, tensor = [LOGMEL_TENSOR], LOGMEL_TENSOR
+        geometry: list[tuple[int, int]] = []  # (pool stride, conv reach) per stage, in rows of its input
+        while len(geometry) < REUSED_STAGES:
+            ops = ("BatchNormalization", "Conv", "Relu") if not geometry else ("MaxPool", "Conv", "Relu")
+            chain, at = [], tensor
+            for op in ops:
+                nodes = consumers.get(at, [])
+                if len(nodes) == 1 and nodes[0].op_type == op:
+                    chain.append(nodes[0])
+                    at = nodes[0].output[0]
+                elif op != "BatchNormalization":  # (the only optional one)
+                    chain = []
+                    break
+            stage = _stage_geometry(chain)
+            if stage is None:
+                break
+            geometry.append(stage)
+            cuts.append(tensor := at)
+        if not geometry:
             return
-        first = extractor.extract_model([LOGMEL_TENSOR], [tensor])
-        for value in (first.graph.input[0], first.graph.output[0]):  # any number of frames
-            value.type.tensor_type.shape.dim[2].dim_param = "frames"
-        del first.graph.value_info[:]
-        rest = extractor.extract_model([tensor], [self._output])
-        self._first = self._session(first.SerializeToString())
-        self._rest = self._session(rest.SerializeToString())
-        self._first_input, self._rest_input = LOGMEL_TENSOR, tensor
-        self.conv_reach = (ints("kernel_shape", [1])[0] - 1) * ints("dilations", [1, 1])[0]
-        probe = self.first_conv(np.zeros((N_FRAMES, N_MELS), np.float32))
-        self.first_conv_shape = probe.shape  # (channels, N_FRAMES - conv_reach, width)
+        stages = []
+        for (stride, reach), (a, b) in zip(geometry, zip(cuts[:-1], cuts[1:])):
+            part = extractor.extract_model([a], [b])
+            for value in (part.graph.input[0], part.graph.output[0]):  # any number of rows
+                value.type.tensor_type.shape.dim[2].dim_param = "rows"
+            del part.graph.value_info[:]
+            session = self._session(part.SerializeToString())
+            stages.append(ConvStage(session, a, stride, reach))
+        rest = extractor.extract_model([cuts[-1]], [self._output])
+        self._rest, self._rest_input = self._session(rest.SerializeToString()), cuts[-1]
+        self.stages = stages
+        x = np.zeros((1, 1, N_FRAMES, N_MELS), np.float32)
+        for stage in stages:  # each stage's output shape (channels, rows, width), for the stream's maps
+            x = stage.run(x)
+            stage.shape = x.shape[1:]
 
-    def first_conv(self, logmel: np.ndarray) -> np.ndarray:
-        """[frames, mels] -> [channels, frames - conv_reach, width]: the CNN up to its first ReLU."""
-        x = np.ascontiguousarray(logmel, np.float32)[None, None]
-        return self._first.run(None, {self._first_input: x})[0][0]
-
-    def after_first_conv(self, maps: np.ndarray) -> np.ndarray:
-        """[batch, channels, rows, width] first-conv outputs -> [batch, classes]."""
+    def after_stages(self, maps: np.ndarray) -> np.ndarray:
+        """[batch, channels, rows, width] maps of the last `ConvStage` -> [batch, classes]."""
         return self._rest.run(None, {self._rest_input: maps})[0]
 
     def _session(self, model_bytes: bytes):
@@ -263,51 +320,73 @@ class OnnxClassifier:
 
 
 class StreamingCNN:
-    """One stream's CNN over overlapping windows, numbers unchanged. A window one hop after the
-    previous one shares its interior log-mel frames (shifted by the hop, see `LogMelFrames`), so
-    the first conv's rows that see only those frames are the previous window's, shifted: only the
-    rows that see a new frame or an edge frame (51 of 343 at hop 0.5 s) are computed, and the rest
-    of the CNN runs on the whole map. Without the split (`conv_reach` None), the whole CNN runs.
-    Calls must come in stream order (the pipelined `classify` runs them in one worker thread)."""
+    """One stream's CNN over overlapping windows, numbers unchanged. A window one hop after an
+    earlier one shares its interior log-mel frames (shifted, see `LogMelFrames`), so each conv
+    stage's rows that see only those frames are that window's rows, shifted: only the rows that see
+    a new or an edge frame are computed (at hop 0.5 s, 51 of the first conv's 343 and 47 of the
+    second's 167), and the rest of the CNN runs on the whole map. Behind a max-pool of stride s the
+    shift must be a multiple of s frames, so a stage reuses the latest of its last s windows whose
+    start is. Without stages (an int8 graph) the whole CNN runs. Calls must come in stream order
+    (the pipelined `classify` runs them in one worker thread)."""
 
     def __init__(self, classifier: OnnxClassifier):
         self.clf = classifier
-        self.reach = classifier.conv_reach
-        self._start: int | None = None  # the previous window's start sample
-        self._map: np.ndarray | None = None  # its first-conv map
-        self.rows_computed = 0  # for tests and the benchmark: how much reuse happened
+        self.stages = classifier.stages
+        # Row q of stage k sees log-mel frames step[k] * q .. step[k] * q + span[k].
+        self._step, self._span, step, span = [], [], 1, 0
+        for stage in self.stages:
+            span += step * (stage.stride * stage.reach + stage.stride - 1)
+            step *= stage.stride
+            self._step.append(step)
+            self._span.append(span)
+        self._recent = [deque(maxlen=step) for step in self._step]  # (start, map) of earlier windows
+        self.rows_computed = [0] * len(self.stages)  # for tests and the benchmark: how much reuse happened
 
     def __call__(self, logmels: np.ndarray, starts: list[int]) -> np.ndarray:
         """[batch, frames, mels] log-mels of successive windows starting at `starts` -> [batch, classes]."""
-        if self.reach is None:
+        if not self.stages:
             return self.clf.predict_logmel(logmels)
         probs = []
         for i in range(0, len(logmels), MAPS_PER_CALL):
             chunk = logmels[i : i + MAPS_PER_CALL]
-            maps = np.empty((len(chunk), *self.clf.first_conv_shape), np.float32)
+            maps = np.empty((len(chunk), *self.stages[-1].shape), np.float32)
             for m, x, start in zip(maps, chunk, starts[i : i + MAPS_PER_CALL]):
-                self._first_conv(x, int(start), m)
-                self._start, self._map = int(start), m
-            probs.append(self.clf.after_first_conv(maps))
+                if self._recent[0] and self._recent[0][-1][0] >= start:  # not after the last window:
+                    self.reset()  # a new stretch of audio, which no earlier map may stand for
+                x = x[None]  # [channel, frames, mels]
+                for k in range(len(self.stages)):
+                    x = self._stage(k, x, int(start), m if k == len(self.stages) - 1 else None)
+            probs.append(self.clf.after_stages(maps))
         return np.concatenate(probs)
 
-    def _first_conv(self, x: np.ndarray, start: int, out: np.ndarray) -> None:
-        reach, keep = self.reach, 0
-        if self._start is not None and start > self._start:
-            shift, rem = divmod(start - self._start, HOP_LENGTH)
-            # Rows FIRST_INTERIOR.. see frames up to row + reach, which must be interior in both windows.
-            keep = LAST_INTERIOR - reach - shift + 1 - FIRST_INTERIOR if rem == 0 else 0
-        if keep <= 0:
-            out[...] = self.clf.first_conv(x)
-            self.rows_computed += out.shape[1]
-            return
-        tail = FIRST_INTERIOR + keep  # the first row computed again at the end
-        head_frames = FIRST_INTERIOR + reach
-        slab = self.clf.first_conv(np.concatenate([x[:head_frames], x[tail:]]))
-        out[:, :FIRST_INTERIOR] = slab[:, :FIRST_INTERIOR]
-        out[:, FIRST_INTERIOR:tail] = self._map[:, FIRST_INTERIOR + shift : tail + shift]
-        out[:, tail:] = slab[:, head_frames:]
-        self.rows_computed += FIRST_INTERIOR + out.shape[1] - tail
+    def _stage(self, k: int, x: np.ndarray, start: int, out: np.ndarray | None) -> np.ndarray:
+        """Stage k's map of the window at `start` from its input map `x`, into `out` if given."""
+        stage, step = self.stages[k], self._step[k]
+        out = np.empty(stage.shape, np.float32) if out is None else out
+        reused = None
+        for before, old in reversed(self._recent[k]):
+            shift, rem = divmod(start - before, HOP_LENGTH * step)  # in rows of this stage
+            if start > before and rem == 0:
+                # Rows that see only frames interior to both windows: FIRST_INTERIOR .. LAST_INTERIOR.
+                lo = -(-FIRST_INTERIOR // step)
+                hi = (LAST_INTERIOR - self._span[k] - shift * step) // step
+                reused = (lo, hi, shift, old) if hi >= lo else None
+                break
+        self._recent[k].append((start, out))
+        if reused is None:
+            out[...] = stage.run(x[None])[0]
+            self.rows_computed[k] += out.shape[1]
+            return out
+        lo, hi, shift, old = reused
+        # The head rows and the tail rows in one call: the rows between see both and are dropped.
+        s, head = stage.stride, lo + stage.reach
+        slab = stage.run(np.concatenate([x[:, : s * head], x[:, s * (hi + 1) :]], axis=1)[None])[0]
+        out[:, :lo] = slab[:, :lo]
+        out[:, lo : hi + 1] = old[:, lo + shift : hi + 1 + shift]
+        out[:, hi + 1 :] = slab[:, head:]
+        self.rows_computed[k] += lo + out.shape[1] - hi - 1
+        return out
 
     def reset(self) -> None:
-        self._start = self._map = None
+        for recent in self._recent:
+            recent.clear()

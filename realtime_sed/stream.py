@@ -109,7 +109,7 @@ class DetectionStream:
 
     def _prepare(self, windows: list[Window]) -> Callable[[], tuple[np.ndarray, float]]:
         """Log-mel per window, now and in order (frames are reused from the previous window), and
-        the CNN for all of them as a job: the first conv's new rows per window (`StreamingCNN`),
+        the CNN for all of them as a job: the conv stages' new rows per window (`StreamingCNN`),
         then the rest of the CNN, a few windows per ONNX Runtime call."""
         t0 = time.perf_counter()
         x = self._features(windows)

@@ -10,7 +10,7 @@ import soundfile as sf
 import soxr
 
 from realtime_sed.classifier import OnnxClassifier
-from realtime_sed.constants import CLASSES, SAMPLE_RATE, WINDOW_SAMPLES
+from realtime_sed.constants import CLASSES, MODEL_NAMES, SAMPLE_RATE, WINDOW_SAMPLES
 from realtime_sed.events import DetectorConfig, EventDetector, level_dbfs
 from realtime_sed.settings import ClassifySettings, Settings
 from realtime_sed.sinks import Sink
@@ -261,29 +261,57 @@ def test_a_consumer_that_stops_never_waits_on_the_reader(stop_after):
     assert not closer.is_alive(), "closing the stream hung on the reader thread"
 
 
-def test_the_streaming_cnn_reuses_first_conv_rows_and_gives_the_whole_cnns_numbers(clf, demo_audio):
-    """Successive windows one hop apart compute only the first conv's rows that see a new or an edge
-    frame; the numbers are the whole CNN's on the same log-mels. Starts that break the frame grid,
-    go backwards, or jump further than a window recompute everything, and a block's windows may come
-    in one call."""
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_every_shipped_cnn_streams_with_two_reused_stages_and_the_whole_cnns_numbers(model, demo_audio):
+    """Each architecture pools differently behind its first conv ((2, 1) or (2, 2)) and dilates
+    its second conv along time or not: all four cut into two reusable stages, and twelve windows
+    of a stream give the whole CNN's numbers."""
     from realtime_sed.classifier import StreamingCNN
     from realtime_sed.features import LogMelFrames
 
-    assert clf.conv_reach == 2  # the shipped models start with BatchNorm, a 3x3 conv and its ReLU
+    clf = OnnxClassifier(model)
+    assert [stage.stride for stage in clf.stages] == [1, 2]
     cnn, frames = StreamingCNN(clf), LogMelFrames()
-    rows = 345 - clf.conv_reach  # the first conv's output rows
-    starts = [0, HOP, 2 * HOP, 3 * HOP + 100, 4 * HOP + 100, 2 * HOP, 2 * HOP + 100000, 2 * HOP + 100000 + HOP]
-    fresh = [True, False, False, True, False, True, True, False]
-    for start, recompute in zip(starts, fresh):
+    starts = [20 * SAMPLE_RATE + i * HOP for i in range(12)]
+    x = np.stack([frames(demo_audio[s : s + WINDOW_SAMPLES], s) for s in starts])
+    got = np.concatenate([cnn(x[i : i + 3], starts[i : i + 3]) for i in range(0, 12, 3)])
+    np.testing.assert_allclose(got, clf.predict_logmel(x), rtol=0, atol=1e-6)
+    assert cnn.rows_computed[1] < 12 * clf.stages[1].shape[1] / 2  # most second-conv rows were reused
+
+
+def test_the_streaming_cnn_reuses_conv_rows_and_gives_the_whole_cnns_numbers(clf, demo_audio):
+    """Successive windows one hop apart compute only the conv rows that see a new or an edge frame,
+    and the numbers are the whole CNN's on the same log-mels. The first conv reuses the window
+    before; the second, behind a max-pool of stride 2, the latest window an even number of frames
+    back (a hop is 43 frames: two hops back). Starts that break the frame grid, go backwards, or
+    jump further than a window recompute everything, and a block's windows may come in one call."""
+    from realtime_sed.classifier import StreamingCNN
+    from realtime_sed.features import LogMelFrames
+
+    # The shipped ConvDB: BatchNorm, a 3x3 conv, ReLU; then a max-pool of 2 in time, a 3x3 conv
+    # dilated by 2, ReLU.
+    assert [(stage.stride, stage.reach) for stage in clf.stages] == [(1, 2), (2, 4)]
+    first_rows, second_rows = 345 - 2, (345 - 2) // 2 - 4
+    # The second conv's row q sees frames 2q .. 2q + 11; two hops back the shift is 86 frames, so
+    # rows 2 .. (340 - 11 - 86) // 2 = 121 are interior to both windows, and 2 + 45 are computed.
+    second_reused = second_rows - 47
+    cnn, frames = StreamingCNN(clf), LogMelFrames()
+    starts = [0, HOP, 2 * HOP, 3 * HOP, 4 * HOP + 100, 5 * HOP + 100, 6 * HOP + 100, 2 * HOP,
+              3 * HOP, 2 * HOP + 100000, 2 * HOP + 100000 + HOP]
+    fresh_first = [True, False, False, False, True, False, False, True, False, True, False]
+    fresh_second = [True, True, False, False, True, True, False, True, True, True, True]
+    for start, first_fresh, second_fresh in zip(starts, fresh_first, fresh_second):
         window = demo_audio[start : start + WINDOW_SAMPLES]
         x = frames(window, start)
-        before = cnn.rows_computed
+        before = list(cnn.rows_computed)
         got = cnn(x[None], [start])
         np.testing.assert_allclose(got, clf.predict_logmel(x), rtol=0, atol=1e-6)
-        assert cnn.rows_computed - before == (rows if recompute else 4 + 43 + 4), start
-    # A block of three windows in one call, after a fresh start.
+        computed = [after - b for after, b in zip(cnn.rows_computed, before)]
+        assert computed == [first_rows if first_fresh else 4 + 43 + 4,
+                            second_rows if second_fresh else second_rows - second_reused], start
+    # A block of four windows in one call, after a fresh start.
     cnn, frames = StreamingCNN(clf), LogMelFrames()
-    block = [30 * SAMPLE_RATE + i * HOP for i in range(3)]
+    block = [30 * SAMPLE_RATE + i * HOP for i in range(4)]
     x = np.stack([frames(demo_audio[s : s + WINDOW_SAMPLES], s) for s in block])
     np.testing.assert_allclose(cnn(x, block), clf.predict_logmel(x), rtol=0, atol=1e-6)
-    assert cnn.rows_computed == rows + 2 * 51
+    assert cnn.rows_computed == [first_rows + 3 * 51, 2 * second_rows + 2 * 47]
