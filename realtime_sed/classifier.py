@@ -325,9 +325,9 @@ class StreamingCNN:
     stage's rows that see only those frames are that window's rows, shifted: only the rows that see
     a new or an edge frame are computed (at hop 0.5 s, 51 of the first conv's 343 and 47 of the
     second's 167), and the rest of the CNN runs on the whole map. Behind a max-pool of stride s the
-    shift must be a multiple of s frames, so a stage reuses the latest of its last s windows whose
-    start is. Without stages (an int8 graph) the whole CNN runs. Calls must come in stream order
-    (the pipelined `classify` runs them in one worker thread)."""
+    shift must be a multiple of s frames, so such a stage keeps its last s windows' maps and reuses
+    the latest one that far back. Without stages (an int8 graph) the whole CNN runs. Calls must
+    come in stream order (the pipelined `classify` runs them in one worker thread)."""
 
     def __init__(self, classifier: OnnxClassifier):
         self.clf = classifier
