@@ -48,8 +48,8 @@ class ConvStage:
     shape: tuple[int, ...] = ()  # its output (channels, rows, width) on a whole window
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """[batch, channels, rows, width] -> the same after this stage."""
-        return self.session.run(None, {self.input_name: x})[0]
+        """One window's [channels, rows, width] input map -> its output map."""
+        return self.session.run(None, {self.input_name: x[None]})[0][0]
 
 
 def _stage_geometry(chain: list) -> tuple[int, int] | None:
@@ -234,10 +234,10 @@ class OnnxClassifier:
         rest = extractor.extract_model([cuts[-1]], [self._output])
         self._rest, self._rest_input = self._session(rest.SerializeToString()), cuts[-1]
         self.stages = stages
-        x = np.zeros((1, 1, N_FRAMES, N_MELS), np.float32)
+        x = np.zeros((1, N_FRAMES, N_MELS), np.float32)
         for stage in stages:  # each stage's output shape (channels, rows, width), for the stream's maps
             x = stage.run(x)
-            stage.shape = x.shape[1:]
+            stage.shape = x.shape
 
     def after_stages(self, maps: np.ndarray) -> np.ndarray:
         """[batch, channels, rows, width] maps of the last `ConvStage` -> [batch, classes]."""
@@ -332,14 +332,15 @@ class StreamingCNN:
     def __init__(self, classifier: OnnxClassifier):
         self.clf = classifier
         self.stages = classifier.stages
-        # Row q of stage k sees log-mel frames step[k] * q .. step[k] * q + span[k].
-        self._step, self._span, step, span = [], [], 1, 0
+        # Per stage: row q sees log-mel frames step * q .. step * q + span, so rows from `lo`
+        # on see no frame before FIRST_INTERIOR.
+        self._rows: list[tuple[int, int, int]] = []  # (step, span, lo) per stage
+        step, span = 1, 0
         for stage in self.stages:
             span += step * (stage.stride * stage.reach + stage.stride - 1)
             step *= stage.stride
-            self._step.append(step)
-            self._span.append(span)
-        self._recent = [deque(maxlen=step) for step in self._step]  # (start, map) of earlier windows
+            self._rows.append((step, span, -(-FIRST_INTERIOR // step)))
+        self._recent = [deque(maxlen=step) for step, _, _ in self._rows]  # (start, map) of earlier windows
         self.rows_computed = [0] * len(self.stages)  # for tests and the benchmark: how much reuse happened
 
     def __call__(self, logmels: np.ndarray, starts: list[int]) -> np.ndarray:
@@ -353,6 +354,7 @@ class StreamingCNN:
             for m, x, start in zip(maps, chunk, starts[i : i + MAPS_PER_CALL]):
                 if self._recent[0] and self._recent[0][-1][0] >= start:  # not after the last window:
                     self.reset()  # a new stretch of audio, which no earlier map may stand for
+                # (so every map a stage keeps starts before this window)
                 x = x[None]  # [channel, frames, mels]
                 for k in range(len(self.stages)):
                     x = self._stage(k, x, int(start), m if k == len(self.stages) - 1 else None)
@@ -361,26 +363,25 @@ class StreamingCNN:
 
     def _stage(self, k: int, x: np.ndarray, start: int, out: np.ndarray | None) -> np.ndarray:
         """Stage k's map of the window at `start` from its input map `x`, into `out` if given."""
-        stage, step = self.stages[k], self._step[k]
+        stage, (step, span, lo) = self.stages[k], self._rows[k]
         out = np.empty(stage.shape, np.float32) if out is None else out
         reused = None
         for before, old in reversed(self._recent[k]):
             shift, rem = divmod(start - before, HOP_LENGTH * step)  # in rows of this stage
-            if start > before and rem == 0:
-                # Rows that see only frames interior to both windows: FIRST_INTERIOR .. LAST_INTERIOR.
-                lo = -(-FIRST_INTERIOR // step)
-                hi = (LAST_INTERIOR - self._span[k] - shift * step) // step
-                reused = (lo, hi, shift, old) if hi >= lo else None
+            if rem == 0:
+                # Rows lo..hi see only frames interior to both windows (FIRST_ .. LAST_INTERIOR).
+                hi = (LAST_INTERIOR - span - shift * step) // step
+                reused = (hi, shift, old) if hi >= lo else None
                 break
         self._recent[k].append((start, out))
         if reused is None:
-            out[...] = stage.run(x[None])[0]
+            out[...] = stage.run(x)
             self.rows_computed[k] += out.shape[1]
             return out
-        lo, hi, shift, old = reused
+        hi, shift, old = reused
         # The head rows and the tail rows in one call: the rows between see both and are dropped.
         s, head = stage.stride, lo + stage.reach
-        slab = stage.run(np.concatenate([x[:, : s * head], x[:, s * (hi + 1) :]], axis=1)[None])[0]
+        slab = stage.run(np.concatenate([x[:, : s * head], x[:, s * (hi + 1) :]], axis=1))
         out[:, :lo] = slab[:, :lo]
         out[:, lo : hi + 1] = old[:, lo + shift : hi + 1 + shift]
         out[:, hi + 1 :] = slab[:, head:]
