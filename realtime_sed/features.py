@@ -95,6 +95,8 @@ def hann_window() -> np.ndarray:
 
 def _frames(x: np.ndarray, n: int) -> np.ndarray:
     """n frames of N_FFT samples, HOP_LENGTH apart, as a strided view of contiguous float32 x."""
+    if n > 0 and len(x) < (n - 1) * HOP_LENGTH + N_FFT:  # a view past its end would read foreign memory
+        raise ValueError(f"{len(x)} samples hold fewer than {n} frames")
     return as_strided(x, shape=(n, N_FFT), strides=(HOP_LENGTH * x.itemsize, x.itemsize), writeable=False)
 
 
@@ -118,8 +120,14 @@ def windowed_to_logmel(windowed: np.ndarray) -> np.ndarray:
     return np.maximum(mel, FLOOR_DB, out=mel)
 
 
+def _check_window(window: np.ndarray) -> None:
+    if np.shape(window) != (WINDOW_SAMPLES,):
+        raise ValueError(f"a window is {WINDOW_SAMPLES} samples, got shape {np.shape(window)}")
+
+
 def logmel(window: np.ndarray) -> np.ndarray:
     """[WINDOW_SAMPLES] -> [N_FRAMES, N_MELS]: the whole window at once, no reuse."""
+    _check_window(window)
     padded = np.pad(np.asarray(window, np.float32), PAD)
     return frames_to_logmel(_frames(padded, N_FRAMES))
 
@@ -143,6 +151,7 @@ class LogMelFrames:
     def __call__(self, window: np.ndarray, start_sample: int, valid: int = WINDOW_SAMPLES) -> np.ndarray:
         """The window's log-mel. `valid`: how many of its samples are audio; the rest must be the
         zeros of end-of-stream padding, and frames that see only those are the floor, uncomputed."""
+        _check_window(window)
         window = np.ascontiguousarray(window, np.float32)
         n_interior = LAST_INTERIOR - FIRST_INTERIOR + 1
         reused = 0

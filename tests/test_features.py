@@ -240,3 +240,15 @@ def test_the_blocked_mel_product_is_the_dense_one(demo_audio):
     power = (np.abs(np.fft.rfft(segments, axis=-1)) ** 2).astype(np.float32)
     dense = power @ fb
     np.testing.assert_allclose(mel_product(power), dense, rtol=1e-5, atol=1e-6 * dense.max())
+
+
+def test_a_window_of_the_wrong_length_is_refused_not_read_past_its_end(demo_audio):
+    """The frames are strided views: on a short window they would read memory after its end (a
+    crash, or garbage), so both front ends check the length first."""
+    frames = LogMelFrames()
+    frames(demo_audio[:WINDOW_SAMPLES], 0)
+    for bad in (demo_audio[11008 : 11008 + WINDOW_SAMPLES - 5000], demo_audio[: 2 * WINDOW_SAMPLES].reshape(2, -1)):
+        with pytest.raises(ValueError, match="a window is 88200 samples"):
+            frames(bad, 11008)
+        with pytest.raises(ValueError, match="a window is 88200 samples"):
+            logmel(bad)
