@@ -91,6 +91,11 @@ RECIPES: dict[str, TrainConfig] = {
     # ConvDB +0.047, and patience 25 on the hard labels' validation loss cut three of its folds short).
     # Longer than a session on 2 cores: its fold runs continue across sessions with --resume.
     "kd-mixup-300": replace(_KD_MIXUP, epochs=300, patience=0),
+    # kd-mixup for 150 epochs, no early stop: the longest run whose four folds and final model fit
+    # into one 3-hour session on 2 cores (ConvDB: 14 to 18 s per epoch per training, five trainings),
+    # for when the run folders do not outlive a session. kd-mixup-300's two finished folds (1 and 2:
+    # 0.617 and 0.604 against kd-mixup-long's 0.614 and 0.527) were lost with theirs.
+    "kd-mixup-150": replace(_KD_MIXUP, epochs=150, patience=0),
 }
 DISTILLATION_ABLATION = ("views", "views-kd", "kd", "kd-mixup", "kd-mixup-60", "kd-mixup-long")  # each adds to the one before
 PLACEMENT = ("mix-smooth", "shift-mix-smooth")  # the placement check's pair: without and with the change
