@@ -431,3 +431,34 @@ def test_final_config_repeats_the_recipe_on_all_clips_for_the_folds_median_best_
     assert "--gain-db" not in command and "--spec-masks" not in command and "--label-smoothing" not in command
     parsed, run = train_settings_from_args(build_parser().parse_args([*command[1:], "--cache-dir", cfg.cache_dir]))
     assert parsed == cfg and run.quiet and not run.cv  # every flag is one `train` knows, and means the same
+
+
+def test_cpu_dropout_keeps_each_activation_with_probability_1_minus_p_and_rescales_it():
+    """CpuDropout (the faster CPU mask) is dropout: on contiguous and channels-last maps each
+    activation is zero or scaled by 1 / (1 - p), about 1 - p of them are kept, the gradient is the
+    same mask, torch's seed decides it, and outside training it is the identity."""
+    import torch
+
+    from train.architectures import DROP_LEVELS, CpuDropout
+
+    layer = CpuDropout(0.1).train()
+    p = round(0.1 * DROP_LEVELS) / DROP_LEVELS
+    for x in (torch.rand(8, 4, 343, 118) + 0.5,
+              (torch.rand(8, 4, 343, 118) + 0.5).contiguous(memory_format=torch.channels_last)):
+        x.requires_grad_(True)
+        torch.manual_seed(0)
+        out = layer(x)
+        ratio = (out / x).detach()
+        kept = ratio != 0
+        assert torch.allclose(ratio[kept], torch.tensor(1 / (1 - p)))
+        n = x.numel()
+        assert abs(kept.float().mean().item() - (1 - p)) < 5 * (p * (1 - p) / n) ** 0.5
+        assert out.stride() == x.stride()
+        out.sum().backward()
+        assert torch.equal(x.grad != 0, kept) and torch.all(x.grad[kept] == x.grad[kept][0])
+        assert torch.allclose(x.grad[kept], torch.tensor(1 / (1 - p)))
+        torch.manual_seed(0)
+        assert torch.equal(layer(x), out)
+        torch.manual_seed(1)
+        assert not torch.equal(layer(x), out)
+    assert torch.equal(layer.eval()(x), x)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torchaudio
 from torch import nn
@@ -27,6 +28,7 @@ from realtime_sed.constants import (
 
 FILTERS = (4, 8, 16, 32)
 DENSE_UNITS = 100
+DROP_LEVELS = 65536  # CpuDropout's resolution: its rate is a whole number of 1/65536ths (0.1 -> 0.100006)
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,25 @@ class LogMel(nn.Module):
         return logmel.transpose(1, 2).unsqueeze(1)
 
 
+class CpuDropout(nn.Dropout):
+    """nn.Dropout with a faster mask on the CPU. torch's CPU `bernoulli_` took 28% of a ConvDB
+    training step (one thread, 32 views: 45 ms for the first conv's 5.2M activations); 16 random bits
+    per activation from numpy's PCG64, seeded from torch's generator so `torch.manual_seed` still
+    decides the run, take 15 ms. Each activation is kept with probability 1 - p and scaled by
+    1 / (1 - p), p rounded to a whole number of 1/DROP_LEVELS. On a GPU, in eval mode and in the
+    exported graph it is nn.Dropout itself."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        drop = round(self.p * DROP_LEVELS)
+        dense = x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)
+        if not self.training or x.device.type != "cpu" or not dense or not 0 < drop < DROP_LEVELS:
+            return super().forward(x)
+        seed = int(torch.randint(2**62, (1,)))
+        bits = np.frombuffer(np.random.default_rng(seed).bytes(2 * x.numel()), np.uint16)
+        mask = torch.from_numpy(bits >= drop).to(x.dtype).mul_(DROP_LEVELS / (DROP_LEVELS - drop))
+        return x * mask.as_strided(x.shape, x.stride())  # the mask in x's memory order
+
+
 class CNN(nn.Module):
     """BatchNorm over the single channel, 4 x [conv 3x3, ReLU, dropout, max-pool], dense 100, dense 10.
 
@@ -99,7 +120,7 @@ class CNN(nn.Module):
             layers += [
                 nn.Conv2d(in_ch, out_ch, kernel_size=3, dilation=dilation),
                 nn.ReLU(),
-                nn.Dropout(conv_dropout),
+                CpuDropout(conv_dropout),
                 nn.MaxPool2d(pool),
             ]
             in_ch = out_ch
@@ -107,7 +128,7 @@ class CNN(nn.Module):
         flat = self.features(torch.zeros(1, 1, N_FRAMES, N_MELS)).numel()
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Dropout(dense_dropout),
+            CpuDropout(dense_dropout),
             nn.Linear(flat, DENSE_UNITS),
             nn.ReLU(),
             nn.Linear(DENSE_UNITS, len(CLASSES)),
@@ -146,14 +167,14 @@ def layer_shapes(cnn: CNN) -> list[tuple[str, tuple[int, ...]]]:
     rows = [("Mel-spectrogram", (N_FRAMES, N_MELS, 1))]
     x = cnn.norm(x)
     rows.append(("Batch Normalization", (N_FRAMES, N_MELS, 1)))
-    names = {nn.Conv2d: "Convolution", nn.Dropout: "Dropout", nn.MaxPool2d: "Max Pooling"}
+    names = {nn.Conv2d: "Convolution", CpuDropout: "Dropout", nn.MaxPool2d: "Max Pooling"}
     for layer in cnn.features:
         x = layer(x)
         if type(layer) in names:
             rows.append((names[type(layer)], (x.shape[2], x.shape[3], x.shape[1])))
     for layer in cnn.classifier:
         x = layer(x)
-        label = {nn.Flatten: "Flatten", nn.Dropout: "Dropout", nn.Linear: "Fully Connected"}.get(
+        label = {nn.Flatten: "Flatten", CpuDropout: "Dropout", nn.Linear: "Fully Connected"}.get(
             type(layer)
         )
         if label:
