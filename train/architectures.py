@@ -95,8 +95,8 @@ class CpuDropout(nn.Dropout):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         drop = round(self.p * DROP_LEVELS)
-        dense = x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)
-        if not self.training or x.device.type != "cpu" or not dense or not 0 < drop < DROP_LEVELS:
+        dense = x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)  # as_strided below
+        if not (self.training and x.device.type == "cpu" and dense and 0 < drop < DROP_LEVELS):
             return super().forward(x)
         seed = int(torch.randint(2**62, (1,)))
         bits = np.frombuffer(np.random.default_rng(seed).bytes(2 * x.numel()), np.uint16)

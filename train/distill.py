@@ -137,12 +137,12 @@ def mix_views(x: torch.Tensor, prob: float, gen: torch.Generator) -> tuple[torch
     # and its log-mels differ by at most 8e-6 dB
     power = torch.exp(x.float() * (math.log(10.0) / 10))
     energy = power.sum(dim=(1, 2), dtype=torch.float64)
+    other = partner.to(x.device)
     rows = torch.nonzero(mixed).flatten().to(x.device)  # only these are mixed
-    a, b = w[rows], 1 - w[rows]
-    mix = a[:, None, None] * power[rows] + b[:, None, None] * power[partner.to(x.device)[rows]]
+    mix = w[rows, None, None] * power[rows] + (1 - w[rows])[:, None, None] * power[other[rows]]
     out = x.clone()
     out[rows] = (10 * torch.log10(mix)).to(x.dtype)
-    ea, eb = w * energy, (1 - w) * energy[partner.to(x.device)]
+    ea, eb = w * energy, (1 - w) * energy[other]
     share = torch.where(mixed, (ea / (ea + eb)).float().cpu(), share)
     return torch.clamp(out, min=float(SILENCE_DB)), Mixture(partner, share, mixed)
 

@@ -91,9 +91,10 @@ RECIPES: dict[str, TrainConfig] = {
     # ConvDB +0.047, and patience 25 on the hard labels' validation loss cut three of its folds short).
     # Longer than a session on 2 cores: its fold runs continue across sessions with --resume.
     "kd-mixup-300": replace(_KD_MIXUP, epochs=300, patience=0),
-    # kd-mixup for 150 epochs, no early stop: the longest run whose four folds and final model fit
-    # into one 3-hour session on 2 cores (ConvDB: 14 to 18 s per epoch per training, five trainings),
-    # for when the run folders do not outlive a session. kd-mixup-300's two finished folds (1 and 2:
+    # kd-mixup for 150 epochs, no early stop: meant to fit four folds and a final model into one
+    # 3-hour session on 2 cores, for when the run folders do not outlive a session. It did not: on
+    # that session's machine ConvDB took 24 s per epoch per training (17 s after the faster CPU
+    # dropout), so only the four folds ran. kd-mixup-300's two finished folds (1 and 2:
     # 0.617 and 0.604 against kd-mixup-long's 0.614 and 0.527) were lost with theirs. Measured for
     # ConvDB (folds 1 / 2 / 3 / 10: 0.520 / 0.565 / 0.532 / 0.693, mean 0.578 against 0.580): it
     # fails the ship rule; its run folders did not outlive the session, so docs/ has no summary.
