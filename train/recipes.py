@@ -99,6 +99,10 @@ RECIPES: dict[str, TrainConfig] = {
     # ConvDB (folds 1 / 2 / 3 / 10: 0.520 / 0.565 / 0.532 / 0.693, mean 0.578 against 0.580): it
     # fails the ship rule; its run folders did not outlive the session, so docs/ has no summary.
     "kd-mixup-150": replace(_KD_MIXUP, epochs=150, patience=0),
+    # kd-mixup-long on 16 cached views per clip instead of 8: twice the inputs the teacher labelled
+    # itself (consistent teaching), at the same epoch count and cost per epoch. Longer training stopped
+    # paying at 150 epochs, so the next lever is more distinct teacher-labelled inputs, not more passes.
+    "kd-mixup-16v": replace(_KD_MIXUP, epochs=100, views=16),
 }
 DISTILLATION_ABLATION = ("views", "views-kd", "kd", "kd-mixup", "kd-mixup-60", "kd-mixup-long")  # each adds to the one before
 PLACEMENT = ("mix-smooth", "shift-mix-smooth")  # the placement check's pair: without and with the change
