@@ -294,6 +294,9 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     g.add_argument("--view-mixup", type=float, default=None,
                    help="share of clip views mixed with another clip view each batch, labels and teacher "
                         "targets mixed by energy share (default 0)")
+    g.add_argument("--mixup-teacher", action="store_true",
+                   help="with --view-mixup: the teacher hears each mixture (its waveform, cached once "
+                        "beside the bank) instead of its targets being mixed")
     g.add_argument("--esc-data", default=None, help="ESC-50-other folder (default ../shared/data/ESC-50-other)")
     g.add_argument("--synthetic-per-kind", type=int, default=None,
                    help="synthetic negatives of each kind (default 40)")

@@ -24,8 +24,9 @@ from train import distill
 from train.calibrate import choose_thresholds, target_recall, with_thresholds
 from train.data import fold_split, read_metadata
 from train.negatives import HELD_OUT_KINDS, synthetic_negatives
-from train.teacher import EMBEDDING_DIM, N_SCORES, PATCH_SAMPLES, compare_heads, fit_head, load_teacher
-from train.views import ViewBank, ViewSettings, build_views, clip_view, fold_group
+from train.teacher import (EMBEDDING_DIM, N_SCORES, PATCH_SAMPLES, TEACHER_WINDOW, compare_heads, fit_head,
+                           load_teacher)
+from train.views import ViewBank, ViewSettings, build_views, clip_view, fold_group, view_audio
 
 YAMNET = REPO.parent / "shared" / "teacher" / "yamnet.tflite"
 ESC = REPO.parent / "shared" / "data" / "ESC-50-other"
@@ -232,10 +233,69 @@ def test_view_mixup_adds_powers_and_weights_targets_by_energy_share():
     assert none.share.tolist() == [1.0, 1.0]
 
 
+def test_view_audio_is_each_clip_view_as_the_teacher_heard_it_when_the_bank_was_built(tmp_path):
+    """The views are made again from the bank's seeds, not stored by the build: the teacher's
+    embedding of each regenerated 16 kHz row is the one the bank holds for that row."""
+    clips, _ = read_metadata(tone_dataset(tmp_path / "us"))
+    from realtime_sed.audio import load_audio
+
+    inputs = ([load_audio(c.path) for c in clips], [c.fold for c in clips], [c.label for c in clips], [],
+              ViewSettings(n_views=3, mix_prob=1.0, background_prob=0.0), tmp_path / "cache",
+              standin_teacher(tmp_path / "t.onnx"), [c.name for c in clips])
+    bank = build_views(*inputs, workers=2, progress=False)
+    audio = view_audio(*inputs, workers=2)
+    assert audio.shape == (len(clips) * 3, TEACHER_WINDOW) and audio.dtype == np.float16
+    teacher = load_teacher(tmp_path / "t.onnx")
+    for row in range(len(audio)):
+        emb = teacher.pooled(audio[row])[0]
+        np.testing.assert_allclose(emb, np.asarray(bank.embeddings[row], np.float32), rtol=0.01, atol=0.01)
+    assert not np.array_equal(audio[1], audio[2])  # each view its own
+    built = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    np.testing.assert_array_equal(view_audio(*inputs), audio)  # built once, then read
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == built
+
+
+def test_the_teacher_hears_each_mixture_with_the_gains_its_log_mels_were_given(tmp_path):
+    """`hear_mixtures` labels mixed view i by the teacher on sqrt(g) * view i + sqrt(1 - g) * its
+    partner's view, found through the batch's bank rows, and not by mixing the two views' targets."""
+    rng = np.random.default_rng(3)
+    n_rows, k = 2 * len(CLASSES), 2  # every class, two views each
+    audio16k = (0.2 * rng.standard_normal((n_rows, TEACHER_WINDOW))).astype(np.float16)
+    audio16k[::2] *= 4  # loud and quiet views, so the mixture's level matters
+    teacher = load_teacher(standin_teacher(tmp_path / "t.onnx"))
+    emb = np.stack([teacher.pooled(a)[0] for a in audio16k])
+    labels = np.arange(n_rows) // k
+    bank = ViewBank(np.zeros((n_rows, 1, 1), np.float16), emb.astype(np.float16),
+                    np.zeros((n_rows, N_SCORES), np.float16), labels, np.zeros(n_rows, int), n_rows // k, k, audio16k)
+    data = distill.prepare(bank, list(range(n_rows // k)), [], [], None, 1.0, "all", 0, teacher)
+    rows = np.array([6, 1, 14, 3])  # a batch's clip views, as bank rows
+    mixture = distill.Mixture(partner=torch.tensor([2, 1, 0, 0]), share=torch.tensor([0.7, 1.0, 0.4, 0.2]),
+                              mixed=torch.tensor([True, False, True, True]),
+                              gain=torch.tensor([0.3, 1.0, 0.5, 0.8]))
+    probs, targets = distill.hear_mixtures(data, rows, mixture, temperature=1.0)
+    assert probs.shape == (3, len(CLASSES)) and targets.shape == (3, EMBEDDING_DIM)
+    for out, (i, gain) in enumerate(((0, 0.3), (2, 0.5), (3, 0.8))):
+        partner = rows[int(mixture.partner[i])]
+        wave = (np.sqrt(gain) * audio16k[rows[i]].astype(np.float32)
+                + np.sqrt(1 - gain) * audio16k[partner].astype(np.float32))
+        heard = teacher.pooled(wave)[0]
+        np.testing.assert_allclose(probs[out].numpy(), data.head.probabilities(heard[None])[0], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(targets[out].numpy(), (heard - data.embed_mean) / data.embed_std,
+                                   rtol=1e-4, atol=1e-4)
+        mixed_targets = (float(mixture.share[i]) * data.teacher_probs[rows[i]]
+                         + (1 - float(mixture.share[i])) * data.teacher_probs[partner])
+        assert not np.allclose(probs[out].numpy(), mixed_targets.numpy(), atol=1e-3)
+    with pytest.raises(SedError, match="built with its audio"):
+        distill.prepare(ViewBank(*[getattr(bank, f) for f in ("logmels", "embeddings", "scores", "label", "group",
+                                                              "n_clips", "n_views")]),
+                        list(range(n_rows // k)), [], [], None, 1.0, "all", 0, teacher)
+
+
 # ---------------------------------------------------------------- end to end
 
 
-def test_train_with_views_distillation_and_negatives_end_to_end(tmp_path):
+@pytest.mark.parametrize("mixup_teacher", [False, True], ids=["targets-mixed", "teacher-hears-mixtures"])
+def test_train_with_views_distillation_and_negatives_end_to_end(tmp_path, mixup_teacher):
     data = tone_dataset(tmp_path / "us")
     esc = esc_folder(tmp_path / "esc")
     teacher = standin_teacher(tmp_path / "teacher.onnx")
@@ -244,8 +304,9 @@ def test_train_with_views_distillation_and_negatives_end_to_end(tmp_path):
                 "--views", "3", "--distill", "0.5", "--negatives", "0.5", "--embed-weight", "0.3",
                 "--view-mixup", "0.5", "--teacher", teacher, "--esc-data", esc, "--synthetic-per-kind", "1",
                 "--cache-dir", tmp_path / "cache", "--out", out, "--quiet", "--no-onnx", "--threads", "1",
-                timeout=600)
+                *(["--mixup-teacher"] if mixup_teacher else []), timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
+    assert any(p.name.endswith(".audio16k.npy") for p in (tmp_path / "cache").iterdir()) == mixup_teacher
     assert "teacher head" in r.stdout
     meta = json.loads((out / "run.json").read_text())
     assert meta["epochs_run"] == 2
@@ -254,9 +315,19 @@ def test_train_with_views_distillation_and_negatives_end_to_end(tmp_path):
     assert "distillation α=0.5" in card["training"]["recipe"]
     assert card["training"]["config"]["negatives"] == 0.5
     assert card["training"]["config"]["view_mixup"] == 0.5
+    assert card["training"]["config"]["mixup_teacher"] == mixup_teacher
+    assert ("the teacher hears each mixture" in card["training"]["recipe"]) == mixup_teacher
     metrics = json.loads((out / "metrics.json").read_text())  # the student beside its teacher, on the test clips
     assert metrics["teacher"]["test_acc"] == meta["teacher"]["test_acc"]
     assert 0.0 <= metrics["teacher"]["agreement"] <= 1.0
+
+
+def test_the_teacher_hearing_mixtures_needs_mixtures(tmp_path):
+    r = run_cli("train", "--data", tone_dataset(tmp_path / "us"), "--split", "fold", "--test-fold", "1",
+                "--views", "2", "--distill", "0.5", "--mixup-teacher", "--epochs", "1",
+                "--cache-dir", tmp_path / "cache", "--out", tmp_path / "run", "--quiet")
+    assert r.returncode != 0
+    assert "--mixup-teacher needs --view-mixup" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_views_are_refused_on_the_random_split(tmp_path):

@@ -69,6 +69,7 @@ class TrainConfig:
     negatives: float = 0.0  # outlier-exposure weight on views of sounds that are none of the ten
     negative_share: float = 0.25  # negative views per epoch, as a share of the training clips
     view_mixup: float = 0.0  # share of clip views mixed with another, targets mixed alike (train.distill)
+    mixup_teacher: bool = False  # the teacher hears each mixture instead of its targets being mixed
     esc_data: str = "../shared/data/ESC-50-other"
     synthetic_per_kind: int = 40
     view_workers: int = 1  # processes that build the view bank (once; it is cached)
@@ -102,7 +103,8 @@ class TrainConfig:
             (self.views, f"{self.views} cached views per clip"),
             (self.distill, f"distillation α={self.distill:g} T={self.temperature:g}"),
             (self.embed_weight, f"embedding regression β={self.embed_weight:g}"),
-            (self.view_mixup, f"view mixup p={self.view_mixup:g} (targets mixed alike)"),
+            (self.view_mixup, f"view mixup p={self.view_mixup:g} " + ("(the teacher hears each mixture)"
+                                                                   if self.mixup_teacher else "(targets mixed alike)")),
             (self.negatives, f"outlier exposure λ={self.negatives:g} on {self.negative_share:g} negatives"),
             (self.keep == "last", "last epoch kept"),
         )
@@ -117,11 +119,18 @@ def prepare_distillation(cfg: TrainConfig, cache: LogMelCache, split: Split) -> 
                        "and a random split puts test clips in every fold")
     negatives = views.all_negatives(cfg.esc_data, cfg.synthetic_per_kind, cfg.seed)
     settings = views.ViewSettings(n_views=cfg.views, seed=cfg.seed)
+    if cfg.mixup_teacher and not cfg.view_mixup:
+        raise SedError("--mixup-teacher needs --view-mixup: it is the teacher that hears the mixtures")
     bank = views.bank_for(cache.clips, settings, negatives, cfg.cache_dir, cfg.teacher,
-                          cfg.view_workers)
+                          cfg.view_workers, with_audio=cfg.mixup_teacher)
+    teacher = None
+    if cfg.mixup_teacher:
+        from train.teacher import load_teacher
+
+        teacher = load_teacher(cfg.teacher)
     return distill.prepare(bank, split.train, split.val, split.test,
                            cfg.test_fold if cfg.split == "fold" and not cfg.train_on_all else None,
-                           cfg.temperature, cfg.head_views, cfg.seed)
+                           cfg.temperature, cfg.head_views, cfg.seed, teacher)
 
 
 def pick_device(name: str) -> torch.device:

@@ -20,13 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime_sed.constants import SAMPLE_RATE
+from realtime_sed.constants import SAMPLE_RATE, WINDOW_SAMPLES
 from realtime_sed.errors import SedError
 
 TEACHER_FILE = Path("../shared/teacher/yamnet.tflite")
 TEACHER_RATE = 16000
 PATCH_SAMPLES = 15600  # 0.975 s at 16 kHz: YAMNet's input
 PATCH_HOP = 7680  # 0.48 s: YAMNet's own patch hop
+TEACHER_WINDOW = WINDOW_SAMPLES * TEACHER_RATE // SAMPLE_RATE  # one 4 s window at 16 kHz: 64,000
 EMBEDDING_TENSOR = "yamnet_frames/global_average_pooling2d/Mean"
 EMBEDDING_DIM = 1024
 N_SCORES = 521
@@ -74,7 +75,11 @@ class Teacher:
 
     def __call__(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A 22,050 Hz view -> (embedding max over patches [1024], scores max over patches [521])."""
-        emb, scores = self.patches(to_teacher_rate(audio))
+        return self.pooled(to_teacher_rate(audio))
+
+    def pooled(self, audio16k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """16 kHz audio -> (embedding, scores), each the max over its patches."""
+        emb, scores = self.patches(np.asarray(audio16k, np.float32))
         return emb.max(axis=0), scores.max(axis=0)
 
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from realtime_sed.constants import N_FRAMES, N_MELS, SAMPLE_RATE, WINDOW_SAMPLES
 from train.negatives import CV_FOLDS, Negative, window_of
-from train.teacher import EMBEDDING_DIM, N_SCORES
+from train.teacher import EMBEDDING_DIM, N_SCORES, TEACHER_WINDOW
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,9 @@ class ViewBank:
     group: np.ndarray  # [rows] int: the fold (1, 2, 3, 10) or 0 for always-training
     n_clips: int
     n_views: int
+    # [n_clips * n_views, TEACHER_WINDOW] float16: each clip view as the teacher hears it (16 kHz),
+    # loaded only for training that runs the teacher on fresh mixtures of views (`view_audio`)
+    audio16k: np.ndarray | None = None
 
 
 def fold_group(fold: int) -> int:
@@ -231,20 +234,9 @@ def build_views(clip_audio: list[np.ndarray], clip_folds: list[int], clip_labels
                           for part in ("logmels", "embeddings", "scores")),
                         np.array(meta["label"]), np.array(meta["group"]), len(clip_audio), k)
 
-    groups = [fold_group(f) for f in clip_folds]
-    neg_groups = [n.fold for n in negatives]  # 0 (always training) or a test fold
+    groups, neg_groups = _share(clip_audio, clip_folds, clip_labels, negatives, settings, teacher_path)
     label = np.repeat(np.array(list(clip_labels) + [-1] * len(negatives)), k)
     group = np.repeat(np.array(groups + neg_groups), k)
-    rng = np.random.default_rng(settings.seed)
-    partners = []
-    for i, g in enumerate(groups):  # up to 16 partners per clip: same fold group, other class
-        pool = [j for j in range(len(groups)) if groups[j] == g and clip_labels[j] != clip_labels[i]]
-        partners.append(rng.choice(pool, min(16, len(pool)), replace=False).tolist() if pool else [])
-    _SHARED.clear()
-    _SHARED.update(settings=settings, clip_audio=clip_audio, partners=partners, groups=groups,
-                   negatives=negatives, teacher_path=str(teacher_path),
-                   backgrounds={g: [n.audio for n, ng in zip(negatives, neg_groups) if ng == g]
-                                for g in set(groups)})
 
     tag = f"{os.getpid()}.scratch.npy"
     scratch = {part: np.lib.format.open_memmap(f"{base}.{part}.{tag}", mode="w+",
@@ -285,6 +277,72 @@ def build_views(clip_audio: list[np.ndarray], clip_folds: list[int], clip_labels
                        teacher_path, names, workers, progress=False)
 
 
+def _share(clip_audio: list[np.ndarray], clip_folds: list[int], clip_labels: list[int],
+           negatives: list[Negative], settings: ViewSettings, teacher_path: Path) -> tuple[list[int], list[int]]:
+    """Puts a build's inputs in `_SHARED` for the forked workers; returns the clips' and the
+    negatives' fold groups. The mixing partners are drawn here from the settings' seed, so every
+    build of the same bank (its log-mels, or its audio later) makes the same views."""
+    groups = [fold_group(f) for f in clip_folds]
+    neg_groups = [n.fold for n in negatives]  # 0 (always training) or a test fold
+    rng = np.random.default_rng(settings.seed)
+    partners = []
+    for i, g in enumerate(groups):  # up to 16 partners per clip: same fold group, other class
+        pool = [j for j in range(len(groups)) if groups[j] == g and clip_labels[j] != clip_labels[i]]
+        partners.append(rng.choice(pool, min(16, len(pool)), replace=False).tolist() if pool else [])
+    _SHARED.clear()
+    _SHARED.update(settings=settings, clip_audio=clip_audio, partners=partners, groups=groups,
+                   negatives=negatives, teacher_path=str(teacher_path),
+                   backgrounds={g: [n.audio for n, ng in zip(negatives, neg_groups) if ng == g]
+                                for g in set(groups)})
+    return groups, neg_groups
+
+
+def _audio_work(items: list[int]) -> tuple[list[int], np.ndarray]:
+    """Some clips' views again, in a worker process, as the teacher hears them (16 kHz float16)."""
+    from train.teacher import to_teacher_rate
+
+    waves = []
+    for item in items:  # the same generator per item as `_work`: the same views
+        waves += _views_of(item, np.random.default_rng([_SHARED["settings"].seed, item]))
+    return items, np.stack([to_teacher_rate(w) for w in waves]).astype(np.float16)
+
+
+def view_audio(clip_audio: list[np.ndarray], clip_folds: list[int], clip_labels: list[int],
+               negatives: list[Negative], settings: ViewSettings, cache_dir: str | Path,
+               teacher_path: str | Path, names: list[str], workers: int = 1) -> np.ndarray:
+    """The 16 kHz waveform of every clip view of a bank (not the negatives': they are never mixed),
+    [n_clips * n_views, TEACHER_WINDOW] float16, built once beside the bank and memory-mapped.
+
+    Why: a student trained on a mixture of two views should learn what the teacher says of that
+    mixture, not the mixture of what it said of each view (Beyer et al.'s consistent teaching), so
+    the teacher must hear the mixture. The views are made again from the bank's own seeds (views
+    depend only on the settings' seed and the clip, never on workers) rather than stored while the
+    bank is built, so an existing bank gains its audio without being built again."""
+    cache_dir, teacher_path = Path(cache_dir), Path(teacher_path)
+    base = cache_dir / f"views-{_key(settings, names, negatives, teacher_path)}"
+    path = Path(f"{base}.audio16k.npy")
+    if path.exists():
+        return np.load(path, mmap_mode="r")
+    k, n_clips = settings.n_views, len(clip_audio)
+    _share(clip_audio, clip_folds, clip_labels, negatives, settings, teacher_path)
+    scratch_path = f"{base}.audio16k.{os.getpid()}.scratch.npy"
+    scratch = np.lib.format.open_memmap(scratch_path, mode="w+", dtype=np.float16,
+                                        shape=(n_clips * k, TEACHER_WINDOW))
+    try:
+        import multiprocessing
+
+        chunks = [list(range(i, min(i + 8, n_clips))) for i in range(0, n_clips, 8)]
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            for items, audio in pool.map(_audio_work, chunks):
+                scratch[items[0] * k : (items[-1] + 1) * k] = audio
+    finally:
+        _SHARED.clear()
+    scratch.flush()
+    del scratch
+    os.replace(scratch_path, path)
+    return np.load(path, mmap_mode="r")
+
+
 def _clean(audio: np.ndarray) -> np.ndarray:
     """View 0: the clip as the dataset has it, zero-padded at the end."""
     out = np.zeros(WINDOW_SAMPLES, np.float32)
@@ -303,11 +361,17 @@ def all_negatives(esc_root: str | Path, synthetic_per_kind: int = SYNTHETIC_PER_
 
 
 def bank_for(clips, settings: ViewSettings, negatives: list[Negative], cache_dir: str | Path,
-             teacher_path: str | Path, workers: int = 1, progress: bool = True) -> ViewBank:
-    """The bank of a clip list (a `LogMelCache`'s clips, in its order) and the training negatives."""
+             teacher_path: str | Path, workers: int = 1, progress: bool = True,
+             with_audio: bool = False) -> ViewBank:
+    """The bank of a clip list (a `LogMelCache`'s clips, in its order) and the training negatives;
+    `with_audio`: also each clip view's 16 kHz waveform (`view_audio`)."""
+    from dataclasses import replace
+
     from realtime_sed.audio import load_audio
 
     clip_audio = [load_audio(c.path)[:WINDOW_SAMPLES] for c in clips]
     training = [n for n in negatives if not n.held_out]
-    return build_views(clip_audio, [c.fold for c in clips], [c.label for c in clips], training,
-                       settings, cache_dir, teacher_path, [c.name for c in clips], workers, progress)
+    inputs = (clip_audio, [c.fold for c in clips], [c.label for c in clips], training, settings, cache_dir,
+              teacher_path, [c.name for c in clips], workers)
+    bank = build_views(*inputs, progress)
+    return replace(bank, audio16k=view_audio(*inputs)) if with_audio else bank
