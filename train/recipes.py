@@ -104,8 +104,9 @@ RECIPES: dict[str, TrainConfig] = {
     # paying at 150 epochs, so the next lever is more distinct teacher-labelled inputs, not more passes.
     "kd-mixup-16v": replace(_KD_MIXUP, epochs=100, views=16),
     # kd-mixup-16v with the teacher hearing every mixture of views instead of its targets being mixed
-    # (Beyer et al.'s "function matching": consistent teaching on fresh inputs): about 5 ms of YAMNet
-    # per mixed view, and the bank's 16 kHz audio (5.4 GB for 16 views) built once beside it.
+    # (Beyer et al.'s "function matching": consistent teaching on fresh inputs): 22 ms of CPU per mixed
+    # view, about twice kd-mixup-16v's time per epoch, and the bank's 16 kHz audio (5.4 GB for 16
+    # views, 10 min to make on one core beside two trainings) built once beside it.
     "kd-funmatch-16v": replace(_KD_MIXUP, epochs=100, views=16, mixup_teacher=True),
 }
 DISTILLATION_ABLATION = ("views", "views-kd", "kd", "kd-mixup", "kd-mixup-60", "kd-mixup-long")  # each adds to the one before
