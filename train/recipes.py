@@ -104,8 +104,8 @@ RECIPES: dict[str, TrainConfig] = {
     # paying at 150 epochs, so the next lever is more distinct teacher-labelled inputs, not more passes.
     "kd-mixup-16v": replace(_KD_MIXUP, epochs=100, views=16),
     # kd-mixup-16v with the teacher hearing every mixture of views instead of its targets being mixed
-    # (Beyer et al.'s "function matching": consistent teaching on fresh inputs): 22 ms of CPU per mixed
-    # view, about twice kd-mixup-16v's time per epoch, and the bank's 16 kHz audio (5.4 GB for 16
+    # (Beyer et al.'s "function matching": consistent teaching on fresh inputs): 18-22 ms of CPU per
+    # mixed view beside two trainings, about twice kd-mixup-16v's time per epoch, and the bank's 16 kHz audio (5.4 GB for 16
     # views, 10 min to make on one core beside two trainings) built once beside it.
     "kd-funmatch-16v": replace(_KD_MIXUP, epochs=100, views=16, mixup_teacher=True),
 }
