@@ -22,14 +22,14 @@ import hashlib
 import json
 import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from realtime_sed.constants import N_FRAMES, N_MELS, SAMPLE_RATE, WINDOW_SAMPLES
 from train.negatives import CV_FOLDS, Negative, window_of
-from train.teacher import EMBEDDING_DIM, N_SCORES, TEACHER_WINDOW
+from train.teacher import EMBEDDING_DIM, N_SCORES, TEACHER_WINDOW, to_teacher_rate
 
 
 @dataclass(frozen=True)
@@ -299,8 +299,6 @@ def _share(clip_audio: list[np.ndarray], clip_folds: list[int], clip_labels: lis
 
 def _audio_work(items: list[int]) -> tuple[list[int], np.ndarray]:
     """Some clips' views again, in a worker process, as the teacher hears them (16 kHz float16)."""
-    from train.teacher import to_teacher_rate
-
     waves = []
     for item in items:  # the same generator per item as `_work`: the same views
         waves += _views_of(item, np.random.default_rng([_SHARED["settings"].seed, item]))
@@ -365,8 +363,6 @@ def bank_for(clips, settings: ViewSettings, negatives: list[Negative], cache_dir
              with_audio: bool = False) -> ViewBank:
     """The bank of a clip list (a `LogMelCache`'s clips, in its order) and the training negatives;
     `with_audio`: also each clip view's 16 kHz waveform (`view_audio`)."""
-    from dataclasses import replace
-
     from realtime_sed.audio import load_audio
 
     clip_audio = [load_audio(c.path)[:WINDOW_SAMPLES] for c in clips]
