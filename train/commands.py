@@ -63,6 +63,8 @@ def check_train(cfg: TrainConfig, run: TrainRun) -> TrainConfig:
         if cfg.split == "random" and "split" in run.given:
             raise SedError("--test-fold goes with --split fold, not --split random")
         cfg = replace(cfg, split="fold")  # a test fold names the fold-wise protocol
+    if cfg.mixup_teacher and not cfg.view_mixup:
+        raise SedError("--mixup-teacher needs --view-mixup: it is the teacher that hears the mixtures")
     if cfg.split == "fold" and cfg.test_fold is None and not run.cv and not run.resume:
         raise SedError("--split fold needs --test-fold N (the fold to test on), or --cv for every fold")
     out = Path(cfg.out)

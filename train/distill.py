@@ -55,6 +55,11 @@ class DistillData:
     teacher: object | None = None  # a `train.teacher.Teacher` that hears mixtures; needs bank.audio16k
 
 
+def standardised(embeddings: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Teacher embeddings as the auxiliary head regresses them: scaled by the training clips' statistics."""
+    return (np.asarray(embeddings, np.float32) - mean) / std
+
+
 def clean_rows(bank: ViewBank, clip_idx) -> np.ndarray:
     return np.asarray(clip_idx, dtype=np.int64) * bank.n_views
 
@@ -79,8 +84,7 @@ def prepare(bank: ViewBank, train_idx: list[int], val_idx: list[int],
                             for s in range(0, len(view_labels), 4096)])
     e = np.asarray(emb[clean_rows(bank, train_idx)], np.float32)  # standardise by training clips
     mean, std = e.mean(axis=0), e.std(axis=0) + 1e-3
-    targets = np.concatenate([(np.asarray(emb[s : s + 4096], np.float32) - mean) / std
-                              for s in range(0, len(view_labels), 4096)])
+    targets = np.concatenate([standardised(emb[s : s + 4096], mean, std) for s in range(0, len(view_labels), 4096)])
     negatives = np.flatnonzero(view_labels < 0)
     if test_fold is not None:  # out of fold: this run's negatives exclude the test fold's
         negatives = negatives[np.asarray(bank.group)[negatives] != test_fold]
@@ -173,7 +177,7 @@ def hear_mixtures(data: DistillData, rows: np.ndarray, mixture: Mixture,
         embeddings.append(data.teacher.pooled(wave)[0])
     emb = np.stack(embeddings)
     probs = data.head.probabilities(emb, temperature)
-    return torch.from_numpy(probs), torch.from_numpy(((emb - data.embed_mean) / data.embed_std).astype(np.float32))
+    return torch.from_numpy(probs), torch.from_numpy(standardised(emb, data.embed_mean, data.embed_std))
 
 
 def batch_loss(model, aux: nn.Module | None, data: DistillData, rows: torch.Tensor, cfg,

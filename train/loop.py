@@ -23,6 +23,7 @@ from realtime_sed.constants import DATA_DIR, N_FRAMES
 from realtime_sed.errors import SedError
 from train import distill, views
 from train.architectures import build_cnn, count_trainable
+from train.teacher import load_teacher
 from train.data import (SILENCE_DB, LogMelCache, Split, build_cache, content_frames, fold_split, random_split,
                         read_metadata)
 
@@ -119,15 +120,9 @@ def prepare_distillation(cfg: TrainConfig, cache: LogMelCache, split: Split) -> 
                        "and a random split puts test clips in every fold")
     negatives = views.all_negatives(cfg.esc_data, cfg.synthetic_per_kind, cfg.seed)
     settings = views.ViewSettings(n_views=cfg.views, seed=cfg.seed)
-    if cfg.mixup_teacher and not cfg.view_mixup:
-        raise SedError("--mixup-teacher needs --view-mixup: it is the teacher that hears the mixtures")
     bank = views.bank_for(cache.clips, settings, negatives, cfg.cache_dir, cfg.teacher,
                           cfg.view_workers, with_audio=cfg.mixup_teacher)
-    teacher = None
-    if cfg.mixup_teacher:
-        from train.teacher import load_teacher
-
-        teacher = load_teacher(cfg.teacher)
+    teacher = load_teacher(cfg.teacher) if cfg.mixup_teacher else None
     return distill.prepare(bank, split.train, split.val, split.test,
                            cfg.test_fold if cfg.split == "fold" and not cfg.train_on_all else None,
                            cfg.temperature, cfg.head_views, cfg.seed, teacher)
