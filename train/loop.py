@@ -108,6 +108,8 @@ class TrainConfig:
                                                                    if self.mixup_teacher else "(targets mixed alike)")),
             (self.negatives, f"outlier exposure λ={self.negatives:g} on {self.negative_share:g} negatives"),
             (self.keep == "last", "last epoch kept"),
+            ((self.conv_dropout, self.dense_dropout) != (0.1, 0.5),
+             f"dropout {self.conv_dropout:g} after each conv, {self.dense_dropout:g} before the dense layer"),
         )
         parts = [text for on, text in changes if on]
         return ", ".join(parts) or "paper (no augmentation)"
