@@ -297,6 +297,9 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     g.add_argument("--mixup-teacher", action="store_true",
                    help="with --view-mixup: the teacher hears each mixture (its waveform, cached once "
                         "beside the bank) instead of its targets being mixed")
+    g.add_argument("--hold-out-negatives", type=int, default=None, metavar="GROUP",
+                   help="with --train-on-all: the negatives of this fold group (0, 1, 2, 3 or 10) stay out "
+                        "of training, for `realtime-sed calibrate RUN` to choose the model's own thresholds on")
     g.add_argument("--esc-data", default=None, help="ESC-50-other folder (default ../shared/data/ESC-50-other)")
     g.add_argument("--synthetic-per-kind", type=int, default=None,
                    help="synthetic negatives of each kind (default 40)")
@@ -333,13 +336,15 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("calibrate", formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="examples:\n  realtime-sed calibrate runs/convdb-cv\n"
-                              "  realtime-sed calibrate runs/convdb-cv --compare models/convdb.onnx",
-                       help="per-class thresholds and false alarms of a fold-wise run (train extra)",
+                              "  realtime-sed calibrate runs/convdb-cv --compare models/convdb.onnx\n"
+                              "  realtime-sed calibrate runs/convdb-all-kd-mixup-long",
+                       help="per-class thresholds and false alarms of a fold-wise run or a final model (train extra)",
                        description="From a `train --cv --views ... --negatives ...` folder: choose each class's "
                                    "on-threshold from the out-of-fold negatives, and count false events per "
-                                   "hour with `classify` on a stream of held-out negatives. Writes "
-                                   "FOLDS_DIR/calibration.json.")
-    p.add_argument("folds_dir", help="the --out folder of a fold-wise run (foldK/ inside)")
+                                   "hour with `classify` on a stream of held-out negatives. From a final run "
+                                   "(`train --train-on-all --hold-out-negatives G`): the same, on its own "
+                                   "predictions for the negatives of group G. Writes FOLDS_DIR/calibration.json.")
+    p.add_argument("folds_dir", help="the --out folder of a fold-wise run (foldK/ inside), or of a final run")
     p.add_argument("--compare", action="append", default=[],
                    help="also count this model's false events on the same stream (repeatable)")
 

@@ -399,6 +399,60 @@ def test_calibrate_a_fold_wise_folder_end_to_end(tmp_path):
         assert fold["false_events_per_hour_calibrated"] == result["rules"][first]["per_fold"][k]["false_events_per_hour"]
 
 
+def test_a_final_model_is_calibrated_on_negatives_it_never_trained_on_and_ships_its_own_thresholds(tmp_path):
+    """`train --train-on-all --hold-out-negatives G` leaves group G's negatives out of training;
+    `calibrate RUN` chooses the thresholds on them, counts false events with the real classify,
+    and `ship` puts those thresholds in the card, the folds' beside them."""
+    from collections import Counter
+
+    from train.ship import distilled_sections
+    from train.views import all_negatives
+
+    data = tone_dataset(tmp_path / "us")
+    esc = esc_folder(tmp_path / "esc")
+    teacher = standin_teacher(tmp_path / "teacher.onnx")
+    training = [n for n in all_negatives(esc, 1, 0) if not n.held_out]
+    group, held = Counter(n.fold for n in training).most_common(1)[0]
+    run = tmp_path / "convdb-all-kd"
+    common = ["--data", data, "--views", "2", "--distill", "0.5", "--negatives", "0.5", "--teacher", teacher,
+              "--esc-data", esc, "--synthetic-per-kind", "1", "--cache-dir", tmp_path / "cache", "--quiet",
+              "--threads", "1", "--epochs", "1", "--train-on-all"]
+    r = run_cli("train", *common, "--hold-out-negatives", group, "--out", run, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"{2 * (len(training) - held)} negative views to draw from" in r.stdout  # 2 views each
+    assert "held out for its thresholds" in json.loads((run / "convdb.json").read_text())["training"]["recipe"]
+
+    r = run_cli("calibrate", run, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"chosen on {2 * held} views of fold group {group}'s negatives" in r.stdout
+    own = json.loads((run / "calibration.json").read_text())
+    assert own["negatives"]["views"] == 2 * held and own["rule"].startswith("budget")
+    assert own["false_events_per_hour_calibrated"] == own["rules"][own["rule"]]["false_events_per_hour"] >= 0
+    assert all(v["recall"] is None for v in own["thresholds"]["per_class"].values())  # every clip was trained on
+
+    docs = REPO / "docs"
+    record = docs / "calibration" / "convdb-kd-mixup-long.json"
+    new = json.loads((docs / "foldwise" / "convdb-kd-mixup-long.json").read_text())
+    current = json.loads((docs / "foldwise" / "convdb-kd-mixup-60.json").read_text())
+    card = json.loads((REPO / "models" / "convdb.json").read_text())
+    sections = distilled_sections(card, run, new, current, record, seed_difference=0.013)
+    assert sections["thresholds"]["on"] == own["thresholds"]["on"]
+    assert sections["calibration"]["thresholds_of_the_folds"] == json.loads(record.read_text())["thresholds"]["on"]
+    assert sections["own_calibration"]["false_events_per_hour"] == own["false_events_per_hour_calibrated"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--split", "fold", "--test-fold", "1"], "--hold-out-negatives goes with --train-on-all and --negatives"),
+    (["--train-on-all", "--negatives", "0.5"], "--hold-out-negatives 4: give a fold group"),
+])
+def test_held_out_negatives_are_refused_where_they_mean_nothing(tmp_path, flags, message):
+    r = run_cli("train", "--data", tone_dataset(tmp_path / "us"), "--views", "2", "--epochs", "1",
+                "--hold-out-negatives", "1" if "fold" in flags else "4", *flags,
+                "--cache-dir", tmp_path / "cache", "--out", tmp_path / "run", "--quiet")
+    assert r.returncode != 0
+    assert message in r.stderr and "Traceback" not in r.stderr
+
+
 def test_a_distilled_card_comes_from_the_committed_records_once_the_fold_runs_are_gone(tmp_path):
     """Fold runs live in runs/ and may be gone by the time the final model has trained; the
     calibration record and the fold-wise summary in docs/ hold every per-fold figure the card shows,

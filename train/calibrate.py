@@ -119,6 +119,66 @@ def with_thresholds(model: str | Path, thresholds: dict, out: str | Path) -> Pat
     return out
 
 
+def calibrate_final(run: str | Path, compare: list[str] = (), progress: bool = False) -> dict:
+    """A final model's own thresholds (`train --train-on-all --hold-out-negatives G`): each rule
+    applied to its predictions on the views of fold group G's negatives, which it never trained on,
+    and its false events per hour on the held-out stream at 0.5 and at each rule's thresholds.
+    Thresholds that fold models chose need not suit the model trained on every clip: the shipped
+    ConvDB made 22.5 false events an hour with its folds' thresholds, against their 4.2.
+    G's negatives were still heard as backgrounds under the views of clips of fold group G (for
+    G = 0 the 40 clips of folds 4 to 9), never alone. Writes RUN/calibration.json."""
+    import torch
+
+    from realtime_sed.errors import SedError
+    from train.commands import _load_checkpoint, predict_logmels
+    from train.data import build_cache, read_metadata
+    from train.loop import TrainConfig
+    from train.views import ViewSettings, all_negatives, bank_for
+
+    run = Path(run)
+    cfg = TrainConfig(**json.loads((run / "config.json").read_text()))
+    if not (cfg.train_on_all and cfg.hold_out_negatives is not None):
+        raise SedError(f"{run}: not a final run with held-out negatives (train --train-on-all "
+                       "--hold-out-negatives G); give it, or a fold-wise folder")
+    onnx_path = run / f"{cfg.model}.onnx"
+    if not onnx_path.exists():
+        raise SedError(f"{onnx_path}: not found; export the run first (realtime-sed export {run}/best.pt)")
+    model = _load_checkpoint(cfg, run / "best.pt", torch.device("cpu"))
+    cache = build_cache(read_metadata(cfg.data)[0], cfg.cache_dir, progress=False)
+    negatives = all_negatives(cfg.esc_data, cfg.synthetic_per_kind, cfg.seed)
+    bank = bank_for(cache.clips, ViewSettings(n_views=cfg.views, seed=cfg.seed), negatives,
+                    cfg.cache_dir, cfg.teacher, progress=progress)
+    rows = np.flatnonzero((np.asarray(bank.label) < 0) & (np.asarray(bank.group) == cfg.hold_out_negatives))
+    neg_p = predict_logmels(model, np.asarray(bank.logmels[rows], np.float32), torch.device("cpu"))
+    no_clips = np.zeros((0, len(CLASSES)), np.float32), np.zeros(0, np.int64)  # every clip was trained on
+    rates = calibration_rules()
+    rules = {name: choose_thresholds(neg_p, *no_clips, rate) for name, rate in rates.items()}
+    card_rule = next(iter(rules))
+    stream = run / "heldout-negatives.wav"
+    hours = write_heldout_stream(negatives, stream) / 3600
+    by_rule = {}
+    for i, (name, th) in enumerate(rules.items()):
+        tag = "calibrated" if name == card_rule else f"rule{i}"
+        calibrated = with_thresholds(onnx_path, {"on": th["on"], "off": th["off"]}, run / f"{cfg.model}-{tag}.onnx")
+        by_rule[name] = {"max_false_rate": rates[name], "on": th["on"],
+                         "false_events_per_hour": len(false_events(calibrated, stream, run / f"fa-{tag}.jsonl")) / hours}
+    others = {m: len(false_events(m, stream, run / f"fa-{Path(m).stem}.jsonl")) / hours for m in compare}
+    result = {
+        "thresholds": rules[card_rule], "rule": card_rule, "rules": by_rule,
+        "negatives": {"fold_group": cfg.hold_out_negatives, "views": int(len(rows)),
+                      "kinds": sorted({n.kind for n in negatives if n.fold == cfg.hold_out_negatives
+                                       and not n.held_out})},
+        "false_events_per_hour_0.5": len(false_events(onnx_path, stream, run / "fa-default.jsonl")) / hours,
+        "false_events_per_hour_calibrated": by_rule[card_rule]["false_events_per_hour"],
+        "stream": {"file": stream.name, "hours": hours, "kinds": sorted({n.kind for n in negatives if n.held_out}),
+                   "clips": sum(n.held_out for n in negatives)},
+        "compare_false_events_per_hour": others,
+        "command": "realtime-sed calibrate " + " ".join([str(run), *(f"--compare {m}" for m in compare)]),
+    }
+    (run / "calibration.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
 def calibrate_cv(folds_dir: str | Path, compare: list[str] = (), progress: bool = False) -> dict:
     """Thresholds from a fold-wise folder's out-of-fold predictions, and false events per hour of
     each fold's model (default 0.5 and calibrated) and of `compare` models on the held-out stream.

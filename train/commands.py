@@ -18,6 +18,7 @@ from train.data import build_cache, content_frames, cv_folds, place_randomly, re
 from train.evaluate import compute_metrics, format_report, plot_confusion, write_outputs
 from train.export import export_onnx
 from train.loop import TrainConfig, pick_device, train
+from train.negatives import FOLD_GROUPS
 from train.settings import CalibrateSettings, EvaluateSettings, ExportSettings, TrainRun
 
 
@@ -65,6 +66,13 @@ def check_train(cfg: TrainConfig, run: TrainRun) -> TrainConfig:
         cfg = replace(cfg, split="fold")  # a test fold names the fold-wise protocol
     if cfg.mixup_teacher and not cfg.view_mixup:
         raise SedError("--mixup-teacher needs --view-mixup: it is the teacher that hears the mixtures")
+    if cfg.hold_out_negatives is not None:
+        if not (cfg.train_on_all and cfg.negatives):
+            raise SedError("--hold-out-negatives goes with --train-on-all and --negatives: a fold-wise "
+                           "run already keeps its test fold's negatives out")
+        if cfg.hold_out_negatives not in FOLD_GROUPS:
+            raise SedError(f"--hold-out-negatives {cfg.hold_out_negatives}: give a fold group "
+                           f"({', '.join(map(str, FOLD_GROUPS))})")
     if cfg.split == "fold" and cfg.test_fold is None and not run.cv and not run.resume:
         raise SedError("--split fold needs --test-fold N (the fold to test on), or --cv for every fold")
     out = Path(cfg.out)
@@ -412,9 +420,13 @@ def training_overlap(card: dict, clips: list, idx: list[int], data: str | Path) 
 
 
 def run_calibrate(settings: CalibrateSettings) -> int:
-    from train.calibrate import calibrate_cv
+    from train.calibrate import calibrate_cv, calibrate_final
 
     folds_dir = settings.folds_dir
+    if not Path(folds_dir).is_dir():
+        raise SedError(f"{folds_dir}: not a folder; give a fold-wise run folder or a final run")
+    if (Path(folds_dir) / "run.json").exists():  # one run, not folds: a final model's own thresholds
+        return report_final_calibration(calibrate_final(folds_dir, list(settings.compare)), Path(folds_dir))
     result = calibrate_cv(folds_dir, list(settings.compare))
     print("thresholds (on): " + ", ".join(f"{k} {v:.2f}" for k, v in result["thresholds"]["on"].items()))
     pooled = result["pooled"]
@@ -432,4 +444,18 @@ def run_calibrate(settings: CalibrateSettings) -> int:
     for model, rate in result["compare_false_events_per_hour"].items():
         print(f"{model}: {rate:.1f} false events per hour")
     print(f"wrote {Path(folds_dir) / 'calibration.json'}")
+    return 0
+
+
+def report_final_calibration(result: dict, run: Path) -> int:
+    print("thresholds (on): " + ", ".join(f"{k} {v:.2f}" for k, v in result["thresholds"]["on"].items()))
+    neg = result["negatives"]
+    print(f"chosen on {neg['views']} views of fold group {neg['fold_group']}'s negatives, held out of training")
+    print(f"false events per hour at 0.5: {result['false_events_per_hour_0.5']:.1f}")
+    for name, rule in result["rules"].items():
+        print(f"rule {name} ({rule['max_false_rate']:.2%} of negative views): false events per hour "
+              f"{rule['false_events_per_hour']:.1f}" + ("  <- in the card" if name == result["rule"] else ""))
+    for model, rate in result["compare_false_events_per_hour"].items():
+        print(f"{model}: {rate:.1f} false events per hour")
+    print(f"wrote {run / 'calibration.json'}")
     return 0

@@ -65,10 +65,12 @@ def clean_rows(bank: ViewBank, clip_idx) -> np.ndarray:
 
 
 def prepare(bank: ViewBank, train_idx: list[int], val_idx: list[int],
-            test_idx: list[int], test_fold: int | None, temperature: float, head_views: str,
+            test_idx: list[int], kept_out: int | None, temperature: float, head_views: str,
             seed: int, teacher=None) -> DistillData:
     """Fits the teacher's head on this run's training clips only, and labels every view with it.
-    `teacher`: also hear each mixture of views while training (needs the bank's audio)."""
+    `kept_out`: the fold group whose negatives the run never trains on (a fold-wise run's test fold,
+    or a final model's calibration group). `teacher`: also hear each mixture of views while training
+    (needs the bank's audio)."""
     if teacher is not None and bank.audio16k is None:
         raise SedError("the teacher can hear mixtures only of a bank built with its audio")
     emb = bank.embeddings
@@ -86,8 +88,8 @@ def prepare(bank: ViewBank, train_idx: list[int], val_idx: list[int],
     mean, std = e.mean(axis=0), e.std(axis=0) + 1e-3
     targets = np.concatenate([standardised(emb[s : s + 4096], mean, std) for s in range(0, len(view_labels), 4096)])
     negatives = np.flatnonzero(view_labels < 0)
-    if test_fold is not None:  # out of fold: this run's negatives exclude the test fold's
-        negatives = negatives[np.asarray(bank.group)[negatives] != test_fold]
+    if kept_out is not None:  # out of fold: this run's negatives exclude the test fold's
+        negatives = negatives[np.asarray(bank.group)[negatives] != kept_out]
     report = {
         "head": f"standardised LogisticRegression(C={HEAD_C}) on YAMNet's max-pooled 1024-d embedding, "
                 f"fitted on the {head_views} views of the {len(train_idx)} training clips only",

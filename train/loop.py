@@ -71,6 +71,9 @@ class TrainConfig:
     negative_share: float = 0.25  # negative views per epoch, as a share of the training clips
     view_mixup: float = 0.0  # share of clip views mixed with another, targets mixed alike (train.distill)
     mixup_teacher: bool = False  # the teacher hears each mixture instead of its targets being mixed
+    # A final model (train_on_all) never trains on the negatives of this fold group, so that
+    # `realtime-sed calibrate RUN` can choose its own thresholds on sounds it has not learnt to reject.
+    hold_out_negatives: int | None = None
     esc_data: str = "../shared/data/ESC-50-other"
     synthetic_per_kind: int = 40
     view_workers: int = 1  # processes that build the view bank (once; it is cached)
@@ -108,6 +111,8 @@ class TrainConfig:
                                                                    if self.mixup_teacher else "(targets mixed alike)")),
             (self.negatives, f"outlier exposure λ={self.negatives:g} on {self.negative_share:g} negatives"),
             (self.keep == "last", "last epoch kept"),
+            (self.hold_out_negatives is not None,
+             f"the negatives of fold group {self.hold_out_negatives} held out for its thresholds"),
             ((self.conv_dropout, self.dense_dropout) != (0.1, 0.5),
              f"dropout {self.conv_dropout:g} after each conv, {self.dense_dropout:g} before the dense layer"),
         )
@@ -125,8 +130,8 @@ def prepare_distillation(cfg: TrainConfig, cache: LogMelCache, split: Split) -> 
     bank = views.bank_for(cache.clips, settings, negatives, cfg.cache_dir, cfg.teacher,
                           cfg.view_workers, with_audio=cfg.mixup_teacher)
     teacher = load_teacher(cfg.teacher) if cfg.mixup_teacher else None
-    return distill.prepare(bank, split.train, split.val, split.test,
-                           cfg.test_fold if cfg.split == "fold" and not cfg.train_on_all else None,
+    kept_out = cfg.test_fold if cfg.split == "fold" and not cfg.train_on_all else cfg.hold_out_negatives
+    return distill.prepare(bank, split.train, split.val, split.test, kept_out,
                            cfg.temperature, cfg.head_views, cfg.seed, teacher)
 
 

@@ -90,7 +90,10 @@ def distilled_sections(card: dict, run: Path, foldwise: dict, current: dict, dis
     DISTILLED is the fold-wise folder (with calibration.json) or, once its fold runs are gone, the
     committed calibration record (docs/calibration/MODEL-RECIPE.json): the record holds every
     per-fold figure the card needs; only the teacher head's validation accuracy lives in the fold
-    runs alone (the record names them), so it is added while they exist."""
+    runs alone (the record names them), so it is added while they exist.
+
+    A final run calibrated on its own held-out negatives (RUN/calibration.json, made by
+    `realtime-sed calibrate RUN`) gives the card its thresholds; the folds' are kept beside them."""
     record = distilled if distilled.is_file() else distilled / "calibration.json"
     calibration = json.loads(record.read_text())
     comparison, passes = rules.ship(foldwise, current, seed_difference)
@@ -109,7 +112,10 @@ def distilled_sections(card: dict, run: Path, foldwise: dict, current: dict, dis
             teacher_folds[k]["val_acc"] = json.loads(fold_run.read_text())["teacher"]["val_acc"]
     teacher_acc = np.array([v["test_acc"] for v in teacher_folds.values()])
     head = json.loads((run / "run.json").read_text())["teacher"]["head"]  # the shipped model's own teacher
-    return {
+    own_path = run / "calibration.json"
+    own = json.loads(own_path.read_text()) if own_path.exists() else None
+    chosen = own["thresholds"] if own else calibration["thresholds"]
+    sections = {
         "teacher": {"model": "YAMNet (AudioSet, 521 classes, 3.7M parameters; Apache 2.0), TFLite, training only",
                     "file": Path(config["teacher"]).name,
                     "head": head,
@@ -121,7 +127,7 @@ def distilled_sections(card: dict, run: Path, foldwise: dict, current: dict, dis
                           "negative_share": config["negative_share"],
                           "esc50_other": config["esc_data"], "synthetic_per_kind": config["synthetic_per_kind"],
                           "held_out_of_training": calibration["stream"]["kinds"]},
-        "thresholds": {"on": calibration["thresholds"]["on"], "off": calibration["thresholds"]["off"]},
+        "thresholds": {"on": chosen["on"], "off": chosen["off"]},
         "calibration": {"rule": calibration["thresholds"]["rule"],
                         "per_class": calibration["thresholds"]["per_class"],
                         # every rule calibrate measured, with its recall and false events per hour
@@ -134,6 +140,16 @@ def distilled_sections(card: dict, run: Path, foldwise: dict, current: dict, dis
         "ship_rule": {"rule": rules.SHIP_RULE, "gain": gain, "folds_better": int(better),
                       "seed_difference": seed_difference},
     }
+    if own:  # the card's thresholds are this model's own; "calibration" above stays the folds' record
+        sections["calibration"]["thresholds_of_the_folds"] = calibration["thresholds"]["on"]
+        sections["own_calibration"] = {
+            "rule": own["thresholds"]["rule"].replace("out-of-fold negative views",
+                                                      "views of the negatives held out of its training"),
+            "negatives": own["negatives"], "per_class": own["thresholds"]["per_class"], "rules": own["rules"],
+            "false_events_per_hour_0.5": own["false_events_per_hour_0.5"],
+            "false_events_per_hour": own["false_events_per_hour_calibrated"],
+            "false_alarm_stream": own["stream"], "command": own["command"]}
+    return sections
 
 
 def ship(model: str, run: Path, foldwise: Path | None, out_dir: Path, ablation: Path | None = None,
