@@ -436,6 +436,7 @@ def false_alarm_table() -> str:
             f"target recall at 0.5 | target recall, {budget} | target recall, {views_rule} |",
             "|---|---|---|---|---|---|---|---|---|"]
     stream = command = None
+    finals = 0
     calibrated = {r: calibrations(r) for r in DISTILLATION_ABLATION}  # each file read once
     for key, name in NAMES.items():
         for recipe in DISTILLATION_ABLATION:
@@ -456,6 +457,7 @@ def false_alarm_table() -> str:
         for recipe in DISTILLATION_ABLATION:  # a final model on its own held-out negatives
             own = load(DOCS / "calibration" / f"{key}-all-{recipe}.json")
             if own:
+                finals += 1
                 fa = [f"{own['rules'][r]['false_events_per_hour']:.1f}" if r in own["rules"] else ""
                       for r in (budget, views_rule)]
                 before = next((f"{v:.1f}" for m, v in own["compare_false_events_per_hour"].items()
@@ -472,10 +474,10 @@ def false_alarm_table() -> str:
             f"{calibration_rules()[budget]:.2%} of them (the target's 10 false events an hour, split over the "
             "classes, a sound seen by 8 windows at hop 0.5 s); the card carries this rule's thresholds. "
             f"{views_rule}: the earlier rule (calibrations made before the budget rule have only it). Target "
-            f"recall: share of out-of-fold test clips whose own class reaches its on-threshold. Command: `{command}`. "
-            "A final model's row is that one model, its thresholds chosen by the same rules on the views of the "
-            "negatives it was trained without (`train --hold-out-negatives 0`, `realtime-sed calibrate RUN`); it "
-            "has no out-of-fold clips, so no recall.\n\n"
+            f"recall: share of out-of-fold test clips whose own class reaches its on-threshold. Command: `{command}`."
+            + (" A final model's row is that one model, its thresholds chosen by the same rules on the views of "
+               "the negatives it was trained without (`train --hold-out-negatives 0`, `realtime-sed calibrate "
+               "RUN`); it has no out-of-fold clips, so no recall." if finals else "") + "\n\n"
             + "\n".join(rows))
 
 
