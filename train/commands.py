@@ -425,7 +425,7 @@ def run_calibrate(settings: CalibrateSettings) -> int:
     folds_dir = settings.folds_dir
     if not Path(folds_dir).is_dir():
         raise SedError(f"{folds_dir}: not a folder; give a fold-wise run folder or a final run")
-    if (Path(folds_dir) / "run.json").exists():  # one run, not folds: a final model's own thresholds
+    if (Path(folds_dir) / "config.json").exists():  # one run, not folds: a final model's own thresholds
         return report_final_calibration(calibrate_final(folds_dir, list(settings.compare)), Path(folds_dir))
     result = calibrate_cv(folds_dir, list(settings.compare))
     print("thresholds (on): " + ", ".join(f"{k} {v:.2f}" for k, v in result["thresholds"]["on"].items()))
