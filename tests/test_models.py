@@ -85,6 +85,11 @@ def check_distilled_card(card: dict) -> None:
     calibration = card["calibration"]
     assert calibration["rule"] and calibration["false_alarm_stream"]["hours"] > 0
     assert all("false_events_per_hour_calibrated" in calibration["folds"][k] for k in folds)
+    own = card.get("own_calibration")  # a final model calibrated on negatives it never trained on
+    if own:
+        assert card["thresholds"]["on"] == next(iter(own["rules"].values()))["on"]
+        assert own["negatives"]["fold_group"] == config["hold_out_negatives"] and own["negatives"]["views"] > 0
+        assert own["false_events_per_hour"] >= 0 and "held out of its training" in own["rule"]
     current, new, rule = card["foldwise_current_recipe"], card["foldwise"], card["ship_rule"]
     assert sorted(current["folds"], key=int) == folds == sorted(new["folds"], key=int)
     assert rule["gain"] == pytest.approx(new["acc_mean"] - current["acc_mean"])

@@ -94,19 +94,14 @@ def distilled_sections(card: dict, run: Path, foldwise: dict, current: dict, dis
 
     A final run calibrated on its own held-out negatives (RUN/calibration.json, made by
     `realtime-sed calibrate RUN`) gives the card its thresholds; the folds' are kept beside them.
-    Such a run may also be the current recipe again (CURRENT is FOLDWISE): the rule then has no
-    recipes to choose between, and only the thresholds change."""
+    Re-shipping a recipe for that is shipping it again against the recipe it replaced."""
     record = distilled if distilled.is_file() else distilled / "calibration.json"
     calibration = json.loads(record.read_text())
     own_path = run / "calibration.json"
     own = json.loads(own_path.read_text()) if own_path.exists() else None
-    same_recipe = (foldwise["model"], foldwise["recipe_name"]) == (current["model"], current["recipe_name"])
-    if same_recipe and not own:
-        raise SedError("--current is the recipe being shipped: re-shipping it is worth it only for a final run "
-                       "with its own thresholds (realtime-sed calibrate RUN)")
     comparison, passes = rules.ship(foldwise, current, seed_difference)
     gain, better = comparison.gain, comparison.folds_better
-    if not passes and not same_recipe:
+    if not passes:
         raise SedError(f"the new recipe does not pass the ship rule: {gain:+.3f} mean ACC, "
                        f"{better} of {comparison.folds} folds better (seed difference {seed_difference:.3f})")
     config = card["training"]["config"]
@@ -144,10 +139,7 @@ def distilled_sections(card: dict, run: Path, foldwise: dict, current: dict, dis
                         "command": calibration.get("command", f"realtime-sed calibrate {run_name(record.parent)}")},
         "foldwise_current_recipe": foldwise_section(current),
         "ship_rule": {"rule": rules.SHIP_RULE, "gain": gain, "folds_better": int(better),
-                      "seed_difference": seed_difference,
-                      **({"same_recipe": "the recipe of the model it replaces, trained again for its own "
-                                         "thresholds: the rule has no recipes to choose between"}
-                         if same_recipe else {})},
+                      "seed_difference": seed_difference},
     }
     if own:  # the card's thresholds are this model's own; "calibration" above stays the folds' record
         sections["calibration"]["thresholds_of_the_folds"] = calibration["thresholds"]["on"]
