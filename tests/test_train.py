@@ -416,7 +416,7 @@ def test_the_shared_dataset_reads_completely():
 
 def test_final_config_repeats_the_recipe_on_all_clips_for_the_folds_median_best_epoch(tmp_path):
     from realtime_sed.cli import build_parser, train_settings_from_args
-    from train.experiments import FINAL_CALIBRATION_GROUP, Job, final_config
+    from train.experiments import Job, final_config
     from train.loop import TrainConfig
 
     config = {**TrainConfig(model="convdf", time_shift=True, mix_prob=0.5, schedule="cosine").__dict__}
@@ -431,12 +431,6 @@ def test_final_config_repeats_the_recipe_on_all_clips_for_the_folds_median_best_
     assert "--gain-db" not in command and "--spec-masks" not in command and "--label-smoothing" not in command
     parsed, run = train_settings_from_args(build_parser().parse_args([*command[1:], "--cache-dir", cfg.cache_dir]))
     assert parsed == cfg and run.quiet and not run.cv  # every flag is one `train` knows, and means the same
-
-    summary["config"] = {**config, "views": 8, "negatives": 0.5}  # distilled with negatives: a group held out
-    (tmp_path / "cv.json").write_text(json.dumps(summary))
-    assert final_config(tmp_path).hold_out_negatives == FINAL_CALIBRATION_GROUP
-    command = Job(final_config(tmp_path)).command().split()
-    assert command[command.index("--hold-out-negatives") + 1] == str(FINAL_CALIBRATION_GROUP)
 
 
 def test_cpu_dropout_keeps_each_activation_with_probability_1_minus_p_and_rescales_it():

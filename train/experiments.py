@@ -321,13 +321,11 @@ def run_placement(s: PlacementSettings) -> int:
     return 0 if not pool.failed else 1
 
 
-FINAL_CALIBRATION_GROUP = 0  # its negatives are backgrounds only under the 40 clips of folds 4 to 9
-
-
 def final_config(cv_dir: Path, runs: str = "runs", threads: int | None = None) -> TrainConfig:
     """The recipe of a fold-wise cross-validation on every clip, for the epoch count its folds
-    chose (the median of their kept epochs): runs/MODEL-all-RECIPE. With negatives, those of
-    FINAL_CALIBRATION_GROUP stay out of its training, for `calibrate` to choose its own thresholds on."""
+    chose (the median of their kept epochs): runs/MODEL-all-RECIPE. It trains on every negative:
+    thresholds of its own, from a held-out group (`train --hold-out-negatives`), were measured and
+    made more false events than the folds' (README, "False alarms")."""
     path = Path(cv_dir) / "cv.json"
     if not path.exists():
         raise SedError(f"{path}: not found; give a fold-wise run folder with a summary")
@@ -337,8 +335,7 @@ def final_config(cv_dir: Path, runs: str = "runs", threads: int | None = None) -
     return replace(recipe, model=summary["model"], train_on_all=True, split="random", test_fold=None,
                    val_fold=None, epochs=int(round(summary["best_epoch_median"])),
                    out=str(Path(runs) / f"{summary['model']}-all-{summary['recipe_name']}"),
-                   threads=threads, device="auto",
-                   hold_out_negatives=FINAL_CALIBRATION_GROUP if recipe.negatives else None)
+                   threads=threads, device="auto")
 
 
 def run_final(s: FinalSettings) -> int:
@@ -350,8 +347,7 @@ def run_final(s: FinalSettings) -> int:
     out = Path(cfg.out)
     train_single(cfg, job.command(), resume=(out / "last.pt").exists())
     if not s.ship:
-        calibrate = f"realtime-sed calibrate {out}, then " if cfg.hold_out_negatives is not None else ""
-        print(f"trained {out}; to ship it: {calibrate}realtime-sed experiments ship {cfg.model} --run {out} "
+        print(f"trained {out}; to ship it: realtime-sed experiments ship {cfg.model} --run {out} "
               f"--foldwise {Path(s.cv_dir) / 'cv.json'}")
         return 0
     return run_ship(ShipSettings(cfg.model, str(out), foldwise=str(Path(s.cv_dir) / "cv.json")))
