@@ -126,7 +126,9 @@ def calibrate_final(run: str | Path, compare: list[str] = (), progress: bool = F
     Thresholds that fold models chose need not suit the model trained on every clip: the shipped
     ConvDB made 22.5 false events an hour with its folds' thresholds, against their 4.2.
     G's negatives were still heard as backgrounds under the views of clips of fold group G (for
-    G = 0 the 40 clips of folds 4 to 9), never alone. Writes RUN/calibration.json."""
+    G = 0 the 40 clips of folds 4 to 9), never alone. Writes RUN/calibration.json.
+    Measured on ConvDB and ConvDF, such thresholds made more false events than the folds' (README,
+    "False alarms"), so no shipped model uses them; this is how the next rule gets tested."""
     import torch
 
     from realtime_sed.errors import SedError
