@@ -119,6 +119,62 @@ def with_thresholds(model: str | Path, thresholds: dict, out: str | Path) -> Pat
     return out
 
 
+def events_per_hour(model: str | Path, stream: str | Path, out: str | Path, hours: float) -> float:
+    return len(false_events(model, stream, out)) / hours
+
+
+def events_per_rule(onnx_path: Path, rules: dict, stream: Path, hours: float) -> dict[str, float]:
+    """{rule: false events per hour} of one exported model with each rule's thresholds in its card
+    (copies beside it: MODEL-calibrated.onnx for the first rule, the card's, MODEL-ruleI.onnx after)."""
+    rates = {}
+    for i, (name, th) in enumerate(rules.items()):
+        tag = "calibrated" if i == 0 else f"rule{i}"
+        calibrated = with_thresholds(onnx_path, {"on": th["on"], "off": th["off"]},
+                                     onnx_path.parent / f"{onnx_path.stem}-{tag}.onnx")
+        rates[name] = events_per_hour(calibrated, stream, onnx_path.parent / f"fa-{tag}.jsonl", hours)
+    return rates
+
+
+def _run_config(run: Path):
+    from train.loop import TrainConfig
+
+    return TrainConfig(**json.loads((run / "config.json").read_text()))
+
+
+def _run_inputs(run: Path, cfg, progress: bool):
+    """A run's kept model (CPU), the log-mel cache, every negative and the view bank."""
+    import torch
+
+    from train.commands import _load_checkpoint
+    from train.data import build_cache, read_metadata
+    from train.views import ViewSettings, all_negatives, bank_for
+
+    model = _load_checkpoint(cfg, run / "best.pt", torch.device("cpu"))
+    cache = build_cache(read_metadata(cfg.data)[0], cfg.cache_dir, progress=False)
+    negatives = all_negatives(cfg.esc_data, cfg.synthetic_per_kind, cfg.seed)
+    bank = bank_for(cache.clips, ViewSettings(n_views=cfg.views, seed=cfg.seed), negatives,
+                    cfg.cache_dir, cfg.teacher, progress=progress)
+    return model, cache, negatives, bank
+
+
+def _negative_rows(bank, group: int) -> np.ndarray:
+    """The bank rows of the negatives of one fold group."""
+    return np.flatnonzero((np.asarray(bank.label) < 0) & (np.asarray(bank.group) == group))
+
+
+def _stream_record(stream: Path, hours: float, negatives) -> dict:
+    return {"file": stream.name, "hours": hours, "kinds": sorted({n.kind for n in negatives if n.held_out}),
+            "clips": sum(n.held_out for n in negatives)}
+
+
+def _compared(compare, stream: Path, hours: float, out_dir: Path) -> dict[str, float]:
+    return {m: events_per_hour(m, stream, out_dir / f"fa-{Path(m).stem}.jsonl", hours) for m in compare}
+
+
+def _command(target: Path, compare) -> str:
+    return "realtime-sed calibrate " + " ".join([str(target), *(f"--compare {m}" for m in compare)])
+
+
 def calibrate_final(run: str | Path, compare: list[str] = (), progress: bool = False) -> dict:
     """A final model's own thresholds (`train --train-on-all --hold-out-negatives G`): each rule
     applied to its predictions on the views of fold group G's negatives, which it never trained on,
@@ -132,25 +188,18 @@ def calibrate_final(run: str | Path, compare: list[str] = (), progress: bool = F
     import torch
 
     from realtime_sed.errors import SedError
-    from train.commands import _load_checkpoint, predict_logmels
-    from train.data import build_cache, read_metadata
-    from train.loop import TrainConfig
-    from train.views import ViewSettings, all_negatives, bank_for
+    from train.commands import predict_logmels
 
     run = Path(run)
-    cfg = TrainConfig(**json.loads((run / "config.json").read_text()))
+    cfg = _run_config(run)
     if not (cfg.train_on_all and cfg.hold_out_negatives is not None):
         raise SedError(f"{run}: not a final run with held-out negatives (train --train-on-all "
                        "--hold-out-negatives G); give it, or a fold-wise folder")
     onnx_path = run / f"{cfg.model}.onnx"
     if not onnx_path.exists():
         raise SedError(f"{onnx_path}: not found; export the run first (realtime-sed export {run}/best.pt)")
-    model = _load_checkpoint(cfg, run / "best.pt", torch.device("cpu"))
-    cache = build_cache(read_metadata(cfg.data)[0], cfg.cache_dir, progress=False)
-    negatives = all_negatives(cfg.esc_data, cfg.synthetic_per_kind, cfg.seed)
-    bank = bank_for(cache.clips, ViewSettings(n_views=cfg.views, seed=cfg.seed), negatives,
-                    cfg.cache_dir, cfg.teacher, progress=progress)
-    rows = np.flatnonzero((np.asarray(bank.label) < 0) & (np.asarray(bank.group) == cfg.hold_out_negatives))
+    model, _, negatives, bank = _run_inputs(run, cfg, progress)
+    rows = _negative_rows(bank, cfg.hold_out_negatives)
     neg_p = predict_logmels(model, np.asarray(bank.logmels[rows], np.float32), torch.device("cpu"))
     no_clips = np.zeros((0, len(CLASSES)), np.float32), np.zeros(0, np.int64)  # every clip was trained on
     rates = calibration_rules()
@@ -158,24 +207,19 @@ def calibrate_final(run: str | Path, compare: list[str] = (), progress: bool = F
     card_rule = next(iter(rules))
     stream = run / "heldout-negatives.wav"
     hours = write_heldout_stream(negatives, stream) / 3600
-    by_rule = {}
-    for i, (name, th) in enumerate(rules.items()):
-        tag = "calibrated" if name == card_rule else f"rule{i}"
-        calibrated = with_thresholds(onnx_path, {"on": th["on"], "off": th["off"]}, run / f"{cfg.model}-{tag}.onnx")
-        by_rule[name] = {"max_false_rate": rates[name], "on": th["on"],
-                         "false_events_per_hour": len(false_events(calibrated, stream, run / f"fa-{tag}.jsonl")) / hours}
-    others = {m: len(false_events(m, stream, run / f"fa-{Path(m).stem}.jsonl")) / hours for m in compare}
+    events = events_per_rule(onnx_path, rules, stream, hours)
     result = {
-        "thresholds": rules[card_rule], "rule": card_rule, "rules": by_rule,
+        "thresholds": rules[card_rule], "rule": card_rule,
+        "rules": {name: {"max_false_rate": rates[name], "on": th["on"], "false_events_per_hour": events[name]}
+                  for name, th in rules.items()},
         "negatives": {"fold_group": cfg.hold_out_negatives, "views": int(len(rows)),
                       "kinds": sorted({n.kind for n in negatives if n.fold == cfg.hold_out_negatives
                                        and not n.held_out})},
-        "false_events_per_hour_0.5": len(false_events(onnx_path, stream, run / "fa-default.jsonl")) / hours,
-        "false_events_per_hour_calibrated": by_rule[card_rule]["false_events_per_hour"],
-        "stream": {"file": stream.name, "hours": hours, "kinds": sorted({n.kind for n in negatives if n.held_out}),
-                   "clips": sum(n.held_out for n in negatives)},
-        "compare_false_events_per_hour": others,
-        "command": "realtime-sed calibrate " + " ".join([str(run), *(f"--compare {m}" for m in compare)]),
+        "false_events_per_hour_0.5": events_per_hour(onnx_path, stream, run / "fa-default.jsonl", hours),
+        "false_events_per_hour_calibrated": events[card_rule],
+        "stream": _stream_record(stream, hours, negatives),
+        "compare_false_events_per_hour": _compared(compare, stream, hours, run),
+        "command": _command(run, compare),
     }
     (run / "calibration.json").write_text(json.dumps(result, indent=1))
     return result
@@ -187,10 +231,7 @@ def calibrate_cv(folds_dir: str | Path, compare: list[str] = (), progress: bool 
     Writes FOLDS_DIR/calibration.json."""
     import torch
 
-    from train.commands import _load_checkpoint, predict_logmels
-    from train.data import build_cache, read_metadata
-    from train.loop import TrainConfig
-    from train.views import ViewSettings, all_negatives, bank_for
+    from train.commands import predict_logmels
 
     folds_dir = Path(folds_dir)
     runs = sorted((int(p.name[4:]), p) for p in folds_dir.glob("fold*") if (p / "run.json").exists())
@@ -201,14 +242,10 @@ def calibrate_cv(folds_dir: str | Path, compare: list[str] = (), progress: bool 
     device = torch.device("cpu")
     neg, clip_p, clip_y, per_fold = [], [], [], {}
     for fold, run in runs:
-        cfg = TrainConfig(**json.loads((run / "config.json").read_text()))
+        cfg = _run_config(run)
+        model, cache, negatives, bank = _run_inputs(run, cfg, progress)
         meta = json.loads((run / "run.json").read_text())
-        model = _load_checkpoint(cfg, run / "best.pt", device)
-        cache = build_cache(read_metadata(cfg.data)[0], cfg.cache_dir, progress=False)
-        negatives = all_negatives(cfg.esc_data, cfg.synthetic_per_kind, cfg.seed)
-        bank = bank_for(cache.clips, ViewSettings(n_views=cfg.views, seed=cfg.seed), negatives,
-                        cfg.cache_dir, cfg.teacher, progress=progress)
-        rows = np.flatnonzero((np.asarray(bank.label) < 0) & (np.asarray(bank.group) == fold))
+        rows = _negative_rows(bank, fold)
         test = np.sort(meta["test"])
         p_clip = predict_logmels(model, cache.logmels[test], device)
         p_neg = predict_logmels(model, np.asarray(bank.logmels[rows], np.float32), device)
@@ -235,31 +272,23 @@ def calibrate_cv(folds_dir: str | Path, compare: list[str] = (), progress: bool 
         pf["recall_calibrated"] = target_recall(p, y, thresholds["on"])
         onnx_path = run / f"{cfg.model}.onnx"
         if onnx_path.exists():
-            pf["false_events_per_hour_0.5"] = len(false_events(onnx_path, stream, run / "fa-default.jsonl")) / hours
-            for i, (name, th) in enumerate(rules.items()):
-                tag = "calibrated" if name == card_rule else f"rule{i}"
-                calibrated = with_thresholds(onnx_path, {"on": th["on"], "off": th["off"]},
-                                             run / f"{cfg.model}-{tag}.onnx")
-                rate = len(false_events(calibrated, stream, run / f"fa-{tag}.jsonl")) / hours
+            pf["false_events_per_hour_0.5"] = events_per_hour(onnx_path, stream, run / "fa-default.jsonl", hours)
+            for name, rate in events_per_rule(onnx_path, rules, stream, hours).items():
                 by_rule[name]["per_fold"][fold] = {"false_events_per_hour": rate,
-                                                   "recall": target_recall(p, y, th["on"])}
-                if name == card_rule:
-                    pf["false_events_per_hour_calibrated"] = rate
+                                                   "recall": target_recall(p, y, rules[name]["on"])}
+            pf["false_events_per_hour_calibrated"] = by_rule[card_rule]["per_fold"][fold]["false_events_per_hour"]
     for name, r in by_rule.items():
         r["recall"] = target_recall(all_p, all_y, r["on"])
         if r["per_fold"]:
             r["false_events_per_hour_mean"] = float(np.mean([f["false_events_per_hour"] for f in r["per_fold"].values()]))
-    others = {m: len(false_events(m, stream, folds_dir / f"fa-{Path(m).stem}.jsonl")) / hours for m in compare}
     result = {
         "thresholds": thresholds, "folds": per_fold, "rule": card_rule, "rules": by_rule,
         "pooled": {"recall_at_0.5": target_recall(all_p, all_y, 0.5),
                    "recall_calibrated": target_recall(all_p, all_y, thresholds["on"]),
                    "negative_views": int(len(neg_p))},
-        "stream": {"file": stream.name, "hours": hours,
-                   "kinds": sorted({n.kind for n in negatives if n.held_out}),
-                   "clips": sum(n.held_out for n in negatives)},
-        "compare_false_events_per_hour": others,
-        "command": "realtime-sed calibrate " + " ".join([str(folds_dir), *(f"--compare {m}" for m in compare)]),
+        "stream": _stream_record(stream, hours, negatives),
+        "compare_false_events_per_hour": _compared(compare, stream, hours, folds_dir),
+        "command": _command(folds_dir, compare),
     }
     fa = [v["false_events_per_hour_calibrated"] for v in per_fold.values() if "false_events_per_hour_calibrated" in v]
     if fa:

@@ -422,40 +422,33 @@ def training_overlap(card: dict, clips: list, idx: list[int], data: str | Path) 
 def run_calibrate(settings: CalibrateSettings) -> int:
     from train.calibrate import calibrate_cv, calibrate_final
 
-    folds_dir = settings.folds_dir
-    if not Path(folds_dir).is_dir():
-        raise SedError(f"{folds_dir}: not a folder; give a fold-wise run folder or a final run")
-    if (Path(folds_dir) / "config.json").exists():  # one run, not folds: a final model's own thresholds
-        return report_final_calibration(calibrate_final(folds_dir, list(settings.compare)), Path(folds_dir))
-    result = calibrate_cv(folds_dir, list(settings.compare))
+    folder = Path(settings.folds_dir)
+    if not folder.is_dir():
+        raise SedError(f"{folder}: not a folder; give a fold-wise run folder or a final run")
+    final = (folder / "config.json").exists()  # one run, not folds: a final model's own thresholds
+    result = (calibrate_final if final else calibrate_cv)(folder, list(settings.compare))
     print("thresholds (on): " + ", ".join(f"{k} {v:.2f}" for k, v in result["thresholds"]["on"].items()))
-    pooled = result["pooled"]
-    print(f"target recall, out of fold: {pooled['recall_at_0.5']:.3f} at 0.5, "
-          f"{pooled['recall_calibrated']:.3f} calibrated")
-    for fold, f in result["folds"].items():
-        if "false_events_per_hour_calibrated" in f:
-            print(f"fold {fold}: false events per hour {f['false_events_per_hour_0.5']:.1f} at 0.5, "
-                  f"{f['false_events_per_hour_calibrated']:.1f} calibrated")
+    if final:
+        neg = result["negatives"]
+        print(f"chosen on {neg['views']} views of fold group {neg['fold_group']}'s negatives, held out of training")
+        print(f"false events per hour at 0.5: {result['false_events_per_hour_0.5']:.1f}")
+    else:
+        pooled = result["pooled"]
+        print(f"target recall, out of fold: {pooled['recall_at_0.5']:.3f} at 0.5, "
+              f"{pooled['recall_calibrated']:.3f} calibrated")
+        for fold, f in result["folds"].items():
+            if "false_events_per_hour_calibrated" in f:
+                print(f"fold {fold}: false events per hour {f['false_events_per_hour_0.5']:.1f} at 0.5, "
+                      f"{f['false_events_per_hour_calibrated']:.1f} calibrated")
     for name, rule in result["rules"].items():
-        fa = rule.get("false_events_per_hour_mean")
-        print(f"rule {name} ({rule['max_false_rate']:.2%} of negative views): target recall {rule['recall']:.3f}"
-              + (f", false events per hour {fa:.1f} (mean of the folds)" if fa is not None else "")
+        parts = [f"target recall {rule['recall']:.3f}"] if "recall" in rule else []  # a final run has no test clips
+        if final:
+            parts.append(f"false events per hour {rule['false_events_per_hour']:.1f}")
+        elif "false_events_per_hour_mean" in rule:
+            parts.append(f"false events per hour {rule['false_events_per_hour_mean']:.1f} (mean of the folds)")
+        print(f"rule {name} ({rule['max_false_rate']:.2%} of negative views): " + ", ".join(parts)
               + ("  <- in the card" if name == result["rule"] else ""))
     for model, rate in result["compare_false_events_per_hour"].items():
         print(f"{model}: {rate:.1f} false events per hour")
-    print(f"wrote {Path(folds_dir) / 'calibration.json'}")
-    return 0
-
-
-def report_final_calibration(result: dict, run: Path) -> int:
-    print("thresholds (on): " + ", ".join(f"{k} {v:.2f}" for k, v in result["thresholds"]["on"].items()))
-    neg = result["negatives"]
-    print(f"chosen on {neg['views']} views of fold group {neg['fold_group']}'s negatives, held out of training")
-    print(f"false events per hour at 0.5: {result['false_events_per_hour_0.5']:.1f}")
-    for name, rule in result["rules"].items():
-        print(f"rule {name} ({rule['max_false_rate']:.2%} of negative views): false events per hour "
-              f"{rule['false_events_per_hour']:.1f}" + ("  <- in the card" if name == result["rule"] else ""))
-    for model, rate in result["compare_false_events_per_hour"].items():
-        print(f"{model}: {rate:.1f} false events per hour")
-    print(f"wrote {run / 'calibration.json'}")
+    print(f"wrote {folder / 'calibration.json'}")
     return 0

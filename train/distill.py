@@ -88,7 +88,7 @@ def prepare(bank: ViewBank, train_idx: list[int], val_idx: list[int],
     mean, std = e.mean(axis=0), e.std(axis=0) + 1e-3
     targets = np.concatenate([standardised(emb[s : s + 4096], mean, std) for s in range(0, len(view_labels), 4096)])
     negatives = np.flatnonzero(view_labels < 0)
-    if kept_out is not None:  # out of fold: this run's negatives exclude the test fold's
+    if kept_out is not None:  # this run never trains on the kept-out group's negatives
         negatives = negatives[np.asarray(bank.group)[negatives] != kept_out]
     report = {
         "head": f"standardised LogisticRegression(C={HEAD_C}) on YAMNet's max-pooled 1024-d embedding, "
