@@ -297,6 +297,9 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     g.add_argument("--mixup-teacher", action="store_true",
                    help="with --view-mixup: the teacher hears each mixture (its waveform, cached once "
                         "beside the bank) instead of its targets being mixed")
+    g.add_argument("--freq-mixstyle", type=float, default=None, metavar="SHARE",
+                   help="share of views each batch whose mel bands take a mix of their own and another "
+                        "view's mean and spread (Freq-MixStyle: another recording's colour; default 0)")
     g.add_argument("--hold-out-negatives", type=int, default=None, metavar="GROUP",
                    help="with --train-on-all: the negatives of this fold group (0, 1, 2, 3 or 10) stay out "
                         "of training, for `realtime-sed calibrate RUN` to choose the model's own thresholds on")

@@ -233,6 +233,28 @@ def test_view_mixup_adds_powers_and_weights_targets_by_energy_share():
     assert none.share.tolist() == [1.0, 1.0]
 
 
+def test_freq_mixstyle_gives_chosen_views_a_mix_of_two_views_band_statistics():
+    gen = torch.Generator().manual_seed(0)
+    frames = torch.linspace(-1, 1, 50)[:, None]
+    a = (-40.0 + 3.0 * frames * torch.ones(1, 4))[None]  # band mean -40 dB, spread 3 dB
+    b = (-20.0 + torch.tensor([1.0, 2.0, 4.0, 8.0]) * frames)[None]  # mean -20 dB, spreads 1..8 dB
+    x, chosen = distill.freq_mixstyle(torch.cat([a, b]), 1.0, gen)
+    assert chosen.all()
+    for i, (mine, other) in enumerate(((a, b), (b, a))):
+        mu, sig = x[i].mean(dim=0), x[i].std(dim=0, correction=0)
+        mine_mu, other_mu = mine[0].mean(dim=0), other[0].mean(dim=0)
+        lam = float((mu[0] - other_mu[0]) / (mine_mu[0] - other_mu[0]))  # one weight for every band
+        assert 0.0 <= lam <= 1.0
+        torch.testing.assert_close(mu, lam * mine_mu + (1 - lam) * other_mu, atol=1e-3, rtol=0)
+        torch.testing.assert_close(sig, lam * mine[0].std(dim=0, correction=0)
+                                   + (1 - lam) * other[0].std(dim=0, correction=0), atol=1e-3, rtol=0)
+        # the shape over frames is the view's own: a straight line in every band
+        corr = torch.corrcoef(torch.stack([x[i][:, 2], frames[:, 0]]))[0, 1]
+        assert corr > 0.999
+    untouched, none = distill.freq_mixstyle(torch.cat([a, b]), 0.0, gen)
+    assert not none.any() and torch.equal(untouched, torch.cat([a, b]))
+
+
 def test_view_audio_is_each_clip_view_as_the_teacher_heard_it_when_the_bank_was_built(tmp_path):
     """The views are made again from the bank's seeds, not stored by the build: the teacher's
     embedding of each regenerated 16 kHz row is the one the bank holds for that row."""
@@ -304,7 +326,7 @@ def test_train_with_views_distillation_and_negatives_end_to_end(tmp_path, mixup_
                 "--views", "3", "--distill", "0.5", "--negatives", "0.5", "--embed-weight", "0.3",
                 "--view-mixup", "0.5", "--teacher", teacher, "--esc-data", esc, "--synthetic-per-kind", "1",
                 "--cache-dir", tmp_path / "cache", "--out", out, "--quiet", "--no-onnx", "--threads", "1",
-                *(["--mixup-teacher"] if mixup_teacher else []), timeout=600)
+                *(["--mixup-teacher"] if mixup_teacher else ["--freq-mixstyle", "0.5"]), timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert any(p.name.endswith(".audio16k.npy") for p in (tmp_path / "cache").iterdir()) == mixup_teacher
     assert "teacher head" in r.stdout
@@ -317,6 +339,7 @@ def test_train_with_views_distillation_and_negatives_end_to_end(tmp_path, mixup_
     assert card["training"]["config"]["view_mixup"] == 0.5
     assert card["training"]["config"]["mixup_teacher"] == mixup_teacher
     assert ("the teacher hears each mixture" in card["training"]["recipe"]) == mixup_teacher
+    assert ("freq-mixstyle p=0.5" in card["training"]["recipe"]) != mixup_teacher
     metrics = json.loads((out / "metrics.json").read_text())  # the student beside its teacher, on the test clips
     assert metrics["teacher"]["test_acc"] == meta["teacher"]["test_acc"]
     assert 0.0 <= metrics["teacher"]["agreement"] <= 1.0
@@ -328,6 +351,17 @@ def test_the_teacher_hearing_mixtures_needs_mixtures(tmp_path):
                 "--cache-dir", tmp_path / "cache", "--out", tmp_path / "run", "--quiet")
     assert r.returncode != 0
     assert "--mixup-teacher needs --view-mixup" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--freq-mixstyle", "0.4"], "--freq-mixstyle needs --views"),
+    (["--views", "2", "--freq-mixstyle", "1.5"], "--freq-mixstyle 1.5: give a share from 0 to 1"),
+], ids=["without-views", "out-of-range"])
+def test_freq_mixstyle_is_refused_where_it_means_nothing(tmp_path, flags, message):
+    r = run_cli("train", "--data", tone_dataset(tmp_path / "us"), "--split", "fold", "--test-fold", "1",
+                *flags, "--epochs", "1", "--cache-dir", tmp_path / "cache", "--out", tmp_path / "run", "--quiet")
+    assert r.returncode != 0
+    assert message in r.stderr and "Traceback" not in r.stderr
 
 
 def test_views_are_refused_on_the_random_split(tmp_path):

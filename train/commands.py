@@ -66,6 +66,10 @@ def check_train(cfg: TrainConfig, run: TrainRun) -> TrainConfig:
         cfg = replace(cfg, split="fold")  # a test fold names the fold-wise protocol
     if cfg.mixup_teacher and not cfg.view_mixup:
         raise SedError("--mixup-teacher needs --view-mixup: it is the teacher that hears the mixtures")
+    if cfg.freq_mixstyle and not cfg.views:
+        raise SedError("--freq-mixstyle needs --views: it re-colours the cached views each batch")
+    if not 0 <= cfg.freq_mixstyle <= 1:
+        raise SedError(f"--freq-mixstyle {cfg.freq_mixstyle:g}: give a share from 0 to 1")
     if cfg.hold_out_negatives is not None:
         if not (cfg.train_on_all and cfg.negatives):
             raise SedError("--hold-out-negatives goes with --train-on-all and --negatives: a fold-wise "

@@ -18,6 +18,14 @@ the teacher again (Beyer et al. 2022 mix the teacher's inputs; mixing its target
 stand-in). Mixed views skip the embedding regression: the embedding of a mixture is no mixture of
 embeddings.
 
+With `freq_mixstyle`, a share of the views in each batch (clips and negatives) takes on another
+view's recording colour: Freq-MixStyle (Schmid et al., CP-JKU's DCASE 2022-23 systems, after Zhou
+et al.'s MixStyle). Each mel band is normalised by its mean and standard deviation over the
+window's frames, then given a Beta(0.4, 0.4) mix of its own and another view's statistics. A
+microphone, a room and a recording chain change those per-band statistics far more than they
+change what the sound is, and the test folds are recordings from other microphones and rooms.
+Targets are left alone: the label and the teacher's view of the sound do not depend on its colour.
+
 With a `teacher` in `DistillData` (`--mixup-teacher`) the stand-in goes: the teacher hears each
 mixture's waveform (the two views' 16 kHz audio, mixed with the same power gains as their
 log-mels), and its probabilities and embedding of that mixture are the mixed view's targets, the
@@ -127,6 +135,35 @@ def make_aux_head() -> nn.Module:
     return nn.Linear(DENSE_UNITS, EMBEDDING_DIM)
 
 
+FREQ_MIXSTYLE_ALPHA = 0.4  # Beta(α, α) weight of a view's own band statistics (Schmid et al.'s α)
+
+
+def freq_mixstyle(x: torch.Tensor, prob: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Re-colours a share `prob` of the log-mels x [n, frames, mels] (dB): each chosen view's bands
+    are normalised by their own mean and std over frames, then scaled and shifted by a mix
+    λ·own + (1 - λ)·partner's of those statistics, λ ~ Beta(α, α), the partner another view of x.
+    Returns the new log-mels and which views were chosen."""
+    n = x.shape[0]
+    chosen = (torch.rand(n, generator=gen) < prob) if n > 1 else torch.zeros(n, dtype=torch.bool)
+    if not chosen.any():
+        return x, chosen
+    others = torch.randint(n - 1, (n,), generator=gen)
+    others = others + (others >= torch.arange(n)).long()  # any view but itself
+    rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=gen)))
+    lam = torch.from_numpy(rng.beta(FREQ_MIXSTYLE_ALPHA, FREQ_MIXSTYLE_ALPHA, n).astype(np.float32))
+    rows = torch.nonzero(chosen).flatten()
+    mu = x.mean(dim=1, keepdim=True)  # [n, 1, mels]
+    sig = (x.var(dim=1, keepdim=True) + 1e-6).sqrt()
+    lam = lam[rows].to(x.device)[:, None, None]
+    partner = others[rows].to(x.device)
+    rows = rows.to(x.device)
+    mu_mix = lam * mu[rows] + (1 - lam) * mu[partner]
+    sig_mix = lam * sig[rows] + (1 - lam) * sig[partner]
+    out = x.clone()
+    out[rows] = torch.clamp((x[rows] - mu[rows]) / sig[rows] * sig_mix + mu_mix, min=float(SILENCE_DB))
+    return out, chosen
+
+
 @dataclass
 class Mixture:
     """Which clip views of a batch were mixed: view i with view `partner[i]`, holding `share[i]` of
@@ -196,6 +233,8 @@ def batch_loss(model, aux: nn.Module | None, data: DistillData, rows: torch.Tens
         mixed_x, mixture = mix_views(x[clip_pos.to(device)], cfg.view_mixup, gen)
         x = x.clone()
         x[clip_pos.to(device)] = mixed_x
+    if getattr(cfg, "freq_mixstyle", 0.0) and gen is not None:
+        x, _ = freq_mixstyle(x, cfg.freq_mixstyle, gen)
     heard = None  # the teacher's targets for the mixed views, when it hears them
     if mixture is not None and data.teacher is not None and mixture.mixed.any():
         heard = hear_mixtures(data, order[clip_pos.numpy()], mixture, cfg.temperature)

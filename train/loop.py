@@ -71,6 +71,7 @@ class TrainConfig:
     negative_share: float = 0.25  # negative views per epoch, as a share of the training clips
     view_mixup: float = 0.0  # share of clip views mixed with another, targets mixed alike (train.distill)
     mixup_teacher: bool = False  # the teacher hears each mixture instead of its targets being mixed
+    freq_mixstyle: float = 0.0  # share of views given a mix of their own and another view's band statistics
     # A final model (train_on_all) never trains on the negatives of this fold group, so that
     # `realtime-sed calibrate RUN` can choose its own thresholds on sounds it has not learnt to reject.
     hold_out_negatives: int | None = None
@@ -109,6 +110,7 @@ class TrainConfig:
             (self.embed_weight, f"embedding regression β={self.embed_weight:g}"),
             (self.view_mixup, f"view mixup p={self.view_mixup:g} " + ("(the teacher hears each mixture)"
                                                                    if self.mixup_teacher else "(targets mixed alike)")),
+            (self.freq_mixstyle, f"freq-mixstyle p={self.freq_mixstyle:g}"),
             (self.negatives, f"outlier exposure λ={self.negatives:g} on {self.negative_share:g} negatives"),
             (self.keep == "last", "last epoch kept"),
             (self.hold_out_negatives is not None,

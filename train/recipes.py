@@ -124,6 +124,11 @@ RECIPES: dict[str, TrainConfig] = {
     # 0.1 above any ConvDB recipe so far, so they were stopped at epoch 18-19 (resumable) for the
     # cores to train final models.
     "kd-mixup-nodrop": replace(_KD_MIXUP, epochs=100, conv_dropout=0.0, dense_dropout=0.0),
+    # kd-mixup-long with Freq-MixStyle on 0.4 of the views each batch (Schmid et al.'s p and α for
+    # device generalisation in DCASE 2022-23 Task 1): every fold's test clips are recordings from
+    # microphones and rooms no training clip came from, and the bank's fixed equalised views give only
+    # 8 colours per clip where this gives a fresh one every epoch.
+    "kd-mixup-fms": replace(_KD_MIXUP, epochs=100, freq_mixstyle=0.4),
 }
 DISTILLATION_ABLATION = ("views", "views-kd", "kd", "kd-mixup", "kd-mixup-60", "kd-mixup-long",
                          "kd-mixup-16v")  # each adds to the one before
