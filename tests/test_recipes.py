@@ -10,8 +10,8 @@ import pytest
 from realtime_sed.errors import SedError
 from tests.conftest import REPO
 from train.loop import TrainConfig
-from train.recipes import (ABLATION_BASE, CHANGES, EARLIER_RECIPE, RECIPES, SEED_CHECK, ablation_cells,
-                           cell_name, recipe, with_changes)
+from train.recipes import (ABLATION_BASE, BRANCHES_FROM, CHANGES, DISTILLATION_ABLATION, EARLIER_RECIPE, RECIPES,
+                           SEED_CHECK, ablation_cells, cell_name, recipe, with_changes)
 
 SUMMARIES = sorted([*(REPO / "docs" / "foldwise").glob("*.json"), *(REPO / "docs" / "screening").glob("*.json")])
 RUN_FIELDS = {"model", "data", "split"}  # set by the experiment, not by the recipe
@@ -40,6 +40,15 @@ def test_an_ablation_cell_is_the_base_plus_its_changes_whatever_their_order():
     assert list(cells)[:3] == ["abl-base", SEED_CHECK, cell_name(EARLIER_RECIPE)]
     assert len(cells) == 3 + len(CHANGES) and cells[SEED_CHECK] == replace(ABLATION_BASE, seed=1)
     assert ABLATION_BASE == TrainConfig(epochs=40, patience=0, keep="last")
+
+
+def test_a_branch_of_the_distillation_ablation_is_one_change_to_an_earlier_step():
+    """The ablation table says what each row adds to the one it grew from; a branch must add one thing."""
+    for step, parent in BRANCHES_FROM.items():
+        assert DISTILLATION_ABLATION.index(parent) < DISTILLATION_ABLATION.index(step)
+        a, b = RECIPES[parent], RECIPES[step]
+        changed = [f for f in TrainConfig.__dataclass_fields__ if getattr(a, f) != getattr(b, f)]
+        assert len(changed) == 1, (step, changed)
 
 
 def test_a_recipe_takes_the_experiments_fields():

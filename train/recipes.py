@@ -131,7 +131,8 @@ RECIPES: dict[str, TrainConfig] = {
     "kd-mixup-fms": replace(_KD_MIXUP, epochs=100, freq_mixstyle=0.4),
 }
 DISTILLATION_ABLATION = ("views", "views-kd", "kd", "kd-mixup", "kd-mixup-60", "kd-mixup-long",
-                         "kd-mixup-16v")  # each adds to the one before
+                         "kd-mixup-16v", "kd-mixup-fms")  # each adds to the one before, or to its BRANCHES_FROM
+BRANCHES_FROM = {"kd-mixup-16v": "kd-mixup-long", "kd-mixup-fms": "kd-mixup-long"}  # one change each, side by side
 PLACEMENT = ("mix-smooth", "shift-mix-smooth")  # the placement check's pair: without and with the change
 
 

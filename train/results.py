@@ -375,11 +375,12 @@ def teacher_heads_table() -> str:
 
 
 def distillation_ablation_table() -> str:
-    """Each step of the distilled recipe fold-wise, each adding to the row above (train.recipes):
+    """Each step of the distilled recipe fold-wise, each adding to the row above (train.recipes), or
+    to the step it branches from (`BRANCHES_FROM`: changes measured side by side):
     what the views, the teacher's probabilities, the embedding head with outlier exposure, and fresh
     mixtures of views each bring. "What it adds" lists the TrainConfig fields that differ from the
     row above (the first from the paper's recipe)."""
-    from train.recipes import DISTILLATION_ABLATION, RECIPES
+    from train.recipes import BRANCHES_FROM, DISTILLATION_ABLATION, RECIPES
 
     summaries, calibrated = foldwise_summaries(), calibrations()
     blocks = []
@@ -405,6 +406,7 @@ def distillation_ablation_table() -> str:
         before = RECIPES[PAPER_RECIPE]
         for step in steps:
             sm, cfg = summaries[(key, step)], RECIPES[step]
+            before = RECIPES[BRANCHES_FROM[step]] if step in BRANCHES_FROM else before
             added = ", ".join(f"{f.name} {getattr(cfg, f.name):g}" if isinstance(getattr(cfg, f.name), float)
                               else f"{f.name} {getattr(cfg, f.name)}"
                               for f in fields(cfg) if getattr(cfg, f.name) != getattr(before, f.name))
@@ -419,7 +421,9 @@ def distillation_ablation_table() -> str:
         blocks.append("\n".join(rows))
     if not blocks:
         return ""
-    return ("Each row adds one change to the row above it, fold-wise ACC on the same test folds "
+    branches = "; ".join(f"{' and '.join(k for k in BRANCHES_FROM if BRANCHES_FROM[k] == parent)} each add theirs "
+                         f"to {parent}" for parent in dict.fromkeys(BRANCHES_FROM.values()))
+    return (f"Each row adds one change to the row above it ({branches}), fold-wise ACC on the same test folds "
             "(cosine LR, the last epoch kept, 30 epochs unless a row sets them). Agreement: the share of test clips where "
             "the student's top class is the teacher head's.\n\n" + "\n\n".join(blocks))
 
