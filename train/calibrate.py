@@ -20,6 +20,7 @@ that no training run here has seen.
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -146,15 +147,25 @@ def _run_inputs(run: Path, cfg, progress: bool):
     import torch
 
     from train.commands import _load_checkpoint
+
+    model = _load_checkpoint(cfg, run / "best.pt", torch.device("cpu"))
+    return (model, *_data_inputs(cfg.data, cfg.cache_dir, cfg.esc_data, cfg.synthetic_per_kind, cfg.seed,
+                                 cfg.views, cfg.teacher, progress))
+
+
+@functools.lru_cache(maxsize=1)
+def _data_inputs(data: str, cache_dir: str, esc_data: str, synthetic_per_kind: int, seed: int, views: int,
+                 teacher: str, progress: bool):
+    """The log-mel cache, every negative and the view bank: the same for each fold of a
+    cross-validation, so read (and the negatives synthesised) once, not once per fold."""
     from train.data import build_cache, read_metadata
     from train.views import ViewSettings, all_negatives, bank_for
 
-    model = _load_checkpoint(cfg, run / "best.pt", torch.device("cpu"))
-    cache = build_cache(read_metadata(cfg.data)[0], cfg.cache_dir, progress=False)
-    negatives = all_negatives(cfg.esc_data, cfg.synthetic_per_kind, cfg.seed)
-    bank = bank_for(cache.clips, ViewSettings(n_views=cfg.views, seed=cfg.seed), negatives,
-                    cfg.cache_dir, cfg.teacher, progress=progress)
-    return model, cache, negatives, bank
+    cache = build_cache(read_metadata(data)[0], cache_dir, progress=False)
+    negatives = all_negatives(esc_data, synthetic_per_kind, seed)
+    bank = bank_for(cache.clips, ViewSettings(n_views=views, seed=seed), negatives, cache_dir, teacher,
+                    progress=progress)
+    return cache, negatives, bank
 
 
 def _negative_rows(bank, group: int) -> np.ndarray:
