@@ -107,6 +107,7 @@ class TrainConfig:
             (self.schedule != "constant", f"{self.schedule} lr"),
             (self.views, f"{self.views} cached views per clip"),
             (self.distill, f"distillation α={self.distill:g} T={self.temperature:g}"),
+            (self.head_views != "clean", f"the teacher's head fitted on {self.head_views} views"),
             (self.embed_weight, f"embedding regression β={self.embed_weight:g}"),
             (self.view_mixup, f"view mixup p={self.view_mixup:g} " + ("(the teacher hears each mixture)"
                                                                    if self.mixup_teacher else "(targets mixed alike)")),

@@ -374,6 +374,11 @@ def teacher_heads_table() -> str:
             f"validation means span {spread:.3f}. Command: `{heads['command']}`.\n\n" + "\n".join(rows))
 
 
+def and_list(words: list[str]) -> str:
+    """["a", "b", "c"] -> "a, b and c"."""
+    return " and ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
+
+
 def distillation_ablation_table() -> str:
     """Each step of the distilled recipe fold-wise, each adding to the row above (train.recipes), or
     to the step it branches from (`BRANCHES_FROM`: changes measured side by side):
@@ -421,8 +426,10 @@ def distillation_ablation_table() -> str:
         blocks.append("\n".join(rows))
     if not blocks:
         return ""
-    branches = "; ".join(f"{' and '.join(k for k in BRANCHES_FROM if BRANCHES_FROM[k] == parent)} each add theirs "
-                         f"to {parent}" for parent in dict.fromkeys(BRANCHES_FROM.values()))
+    measured = {r for _, r in summaries}  # a branch not yet measured has no row, so no mention
+    children = {parent: [k for k in BRANCHES_FROM if BRANCHES_FROM[k] == parent and k in measured]
+                for parent in dict.fromkeys(BRANCHES_FROM.values())}
+    branches = "; ".join(f"{and_list(kids)} each add theirs to {parent}" for parent, kids in children.items() if kids)
     return (f"Each row adds one change to the row above it ({branches}), fold-wise ACC on the same test folds "
             "(cosine LR, the last epoch kept, 30 epochs unless a row sets them). Agreement: the share of test clips where "
             "the student's top class is the teacher head's.\n\n" + "\n\n".join(blocks))
