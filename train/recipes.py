@@ -137,11 +137,18 @@ RECIPES: dict[str, TrainConfig] = {
     # 0.85 / 0.86 when fitted on all views, same C; C chosen before on the clean clips and not tuned
     # again: on the validation clips C=0.01 still beat 0.03 and 0.1).
     "kd-mixup-headall": replace(_KD_MIXUP, epochs=100, head_views="all"),
+    # kd-mixup-long again with seed 1: how far the seed alone moves the distilled recipe. The ship
+    # rule's noise is the ablation's seed difference (0.013, measured on the 40-epoch base without a
+    # teacher), but every ConvDB variant since has landed 0.07-0.10 below kd-mixup-long's fold 1
+    # (0.614), whatever it changed: the shipped recipe was kept for scoring high, so its own folds
+    # may be the lucky ones.
+    "kd-mixup-long-seed1": replace(_KD_MIXUP, epochs=100, seed=1),
 }
 DISTILLATION_ABLATION = ("views", "views-kd", "kd", "kd-mixup", "kd-mixup-60", "kd-mixup-long",
-                         "kd-mixup-16v", "kd-mixup-fms", "kd-mixup-headall")  # each adds to the one before, or to its BRANCHES_FROM
+                         "kd-mixup-16v", "kd-mixup-fms", "kd-mixup-headall",
+                         "kd-mixup-long-seed1")  # each adds to the one before, or to its BRANCHES_FROM
 BRANCHES_FROM = {"kd-mixup-16v": "kd-mixup-long", "kd-mixup-fms": "kd-mixup-long",
-                 "kd-mixup-headall": "kd-mixup-long"}  # one change each, side by side
+                 "kd-mixup-headall": "kd-mixup-long", "kd-mixup-long-seed1": "kd-mixup-long"}  # one change each, side by side
 PLACEMENT = ("mix-smooth", "shift-mix-smooth")  # the placement check's pair: without and with the change
 
 
