@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.conftest import REPO
-from train.results import pages
+from train.results import and_list, pages
 
 
 def test_the_results_pages_are_what_the_committed_files_make():
@@ -38,3 +38,9 @@ def test_the_improved_column_shows_the_recipe_the_shipped_model_was_trained_with
     long = folds[("convdt", "kd-mixup-long")]
     assert f"{long['acc_mean']:.3f} ± {long['acc_std']:.3f}" in row
     assert "the improved recipe on all 2,625 clips, 100 epochs" in row
+
+
+def test_the_ablation_names_its_branches_as_a_sentence():
+    assert and_list(["kd-mixup-16v"]) == "kd-mixup-16v"
+    assert and_list(["a", "b"]) == "a and b"
+    assert and_list(["a", "b", "c"]) == "a, b and c"
