@@ -54,6 +54,17 @@ def test_the_ship_rule_needs_a_gain_above_the_seed_difference_on_3_of_4_folds(ne
     assert comparison.folds == 4 and comparison.gain == pytest.approx(np.mean(new) - 0.5)
 
 
+def test_the_ship_rules_noise_is_the_current_recipes_own_seed_difference_where_larger():
+    current = summary(0.60, 0.50, 0.55, 0.65)
+    again = summary(0.50, 0.55, 0.55, 0.58)  # the same recipe with seed 1: 0.03 lower on average
+    assert rules.ship_noise(0.013, current, [again]) == pytest.approx(0.03)
+    assert rules.ship_noise(0.013, current, []) == 0.013
+    assert rules.ship_noise(0.05, current, [again]) == 0.05
+    # a recipe 0.02 better on 3 of 4 folds passes the ablation's noise but not the recipe's own
+    new = summary(0.63, 0.53, 0.57, 0.65)
+    assert rules.ship(new, current, 0.013)[1] and not rules.ship(new, current, rules.ship_noise(0.013, current, [again]))[1]
+
+
 def test_the_ship_rule_compares_the_same_folds_only():
     new = summary(0.6, 0.6, 0.6, 0.6)
     del new["folds"]["10"]

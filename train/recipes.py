@@ -155,6 +155,7 @@ DISTILLATION_ABLATION = ("views", "views-kd", "kd", "kd-mixup", "kd-mixup-60", "
                          "kd-mixup-long-seed1")  # each adds to the one before, or to its BRANCHES_FROM
 BRANCHES_FROM = {"kd-mixup-16v": "kd-mixup-long", "kd-mixup-fms": "kd-mixup-long",
                  "kd-mixup-headall": "kd-mixup-long", "kd-mixup-long-seed1": "kd-mixup-long"}  # one change each, side by side
+SEED_REPEATS = {"kd-mixup-long": ("kd-mixup-long-seed1",)}  # a recipe -> itself with other seeds (the ship rule's noise)
 PLACEMENT = ("mix-smooth", "shift-mix-smooth")  # the placement check's pair: without and with the change
 
 

@@ -153,6 +153,14 @@ def distilled_sections(card: dict, run: Path, foldwise: dict, current: dict, dis
     return sections
 
 
+def seed_repeat_summaries(model: str, recipe_name: str) -> list[Path]:
+    """The committed fold-wise summaries of a recipe run again with other seeds (train.recipes.SEED_REPEATS)."""
+    from train.recipes import SEED_REPEATS
+
+    paths = [ROOT / "docs" / "foldwise" / f"{model}-{name}.json" for name in SEED_REPEATS.get(recipe_name, ())]
+    return [p for p in paths if p.exists()]
+
+
 def ship(model: str, run: Path, foldwise: Path | None, out_dir: Path, ablation: Path | None = None,
          added: list[str] | None = None, without: Path | None = None, distilled: Path | None = None,
          current: Path | None = None) -> Path:
@@ -181,9 +189,11 @@ def ship(model: str, run: Path, foldwise: Path | None, out_dir: Path, ablation: 
                 added, json.loads(foldwise.read_text()), json.loads(without.read_text()),
                 decision["seed_difference"])
     if distilled:
-        seed_difference = json.loads((ROOT / "docs" / "ablation.json").read_text())["seed_difference"]
-        card.update(distilled_sections(card, run, summary, json.loads(current.read_text()), distilled,
-                                       seed_difference))
+        current_summary = json.loads(current.read_text())
+        repeats = [json.loads(p.read_text()) for p in seed_repeat_summaries(model, current_summary["recipe_name"])]
+        seed_difference = rules.ship_noise(
+            json.loads((ROOT / "docs" / "ablation.json").read_text())["seed_difference"], current_summary, repeats)
+        card.update(distilled_sections(card, run, summary, current_summary, distilled, seed_difference))
     exported_later = "--no-onnx" in card["command"].split()
     card["commands"] = {"this_model": card["command"],
                         **({"export": f"realtime-sed export {run_name(run)}/best.pt"} if exported_later else {}),
