@@ -190,7 +190,7 @@ def ship(model: str, run: Path, foldwise: Path | None, out_dir: Path, ablation: 
                 decision["seed_difference"])
     if distilled:
         current_summary = json.loads(current.read_text())
-        repeats = [json.loads(p.read_text()) for p in seed_repeat_summaries(model, current_summary["recipe_name"])]
+        repeats = [json.loads(p.read_text()) for p in seed_repeat_summaries(model, current_summary.get("recipe_name", ""))]
         seed_difference = rules.ship_noise(
             json.loads((ROOT / "docs" / "ablation.json").read_text())["seed_difference"], current_summary, repeats)
         card.update(distilled_sections(card, run, summary, current_summary, distilled, seed_difference))
