@@ -11,7 +11,7 @@ from realtime_sed.errors import SedError
 from tests.conftest import REPO
 from train.loop import TrainConfig
 from train.recipes import (ABLATION_BASE, BRANCHES_FROM, CHANGES, DISTILLATION_ABLATION, EARLIER_RECIPE, RECIPES,
-                           SEED_CHECK, ablation_cells, cell_name, recipe, with_changes)
+                           SEED_CHECK, ablation_cells, cell_name, recipe, seed_repeats, with_changes)
 
 SUMMARIES = sorted([*(REPO / "docs" / "foldwise").glob("*.json"), *(REPO / "docs" / "screening").glob("*.json")])
 RUN_FIELDS = {"model", "data", "split"}  # set by the experiment, not by the recipe
@@ -49,6 +49,11 @@ def test_a_branch_of_the_distillation_ablation_is_one_change_to_an_earlier_step(
         a, b = RECIPES[parent], RECIPES[step]
         changed = [f for f in TrainConfig.__dataclass_fields__ if getattr(a, f) != getattr(b, f)]
         assert len(changed) == 1, (step, changed)
+
+
+def test_a_seed_repeat_is_a_branch_that_changes_the_seed_alone():
+    assert seed_repeats("kd-mixup-long") == ["kd-mixup-long-seed1"]
+    assert seed_repeats("kd-mixup-16v") == [] and seed_repeats("no-such-recipe") == []
 
 
 def test_a_recipe_takes_the_experiments_fields():

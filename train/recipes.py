@@ -158,8 +158,16 @@ DISTILLATION_ABLATION = ("views", "views-kd", "kd", "kd-mixup", "kd-mixup-60", "
                          "kd-mixup-long-seed1")  # each adds to the one before, or to its BRANCHES_FROM
 BRANCHES_FROM = {"kd-mixup-16v": "kd-mixup-long", "kd-mixup-fms": "kd-mixup-long",
                  "kd-mixup-headall": "kd-mixup-long", "kd-mixup-long-seed1": "kd-mixup-long"}  # one change each, side by side
-SEED_REPEATS = {"kd-mixup-long": ("kd-mixup-long-seed1",)}  # a recipe -> itself with other seeds (the ship rule's noise)
 PLACEMENT = ("mix-smooth", "shift-mix-smooth")  # the placement check's pair: without and with the change
+
+
+def seed_repeats(name: str) -> list[str]:
+    """The recipes that are `name` run again with another seed (its branches that change the seed
+    alone): the ship rule's noise for a current recipe."""
+    if name not in RECIPES:
+        return []
+    return [k for k, parent in BRANCHES_FROM.items() if parent == name and RECIPES[k].seed != RECIPES[name].seed
+            and RECIPES[k] == replace(RECIPES[name], seed=RECIPES[k].seed)]
 
 
 def recipe(name: str, **fields) -> TrainConfig:

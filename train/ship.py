@@ -153,12 +153,12 @@ def distilled_sections(card: dict, run: Path, foldwise: dict, current: dict, dis
     return sections
 
 
-def seed_repeat_summaries(model: str, recipe_name: str) -> list[Path]:
-    """The committed fold-wise summaries of a recipe run again with other seeds (train.recipes.SEED_REPEATS)."""
-    from train.recipes import SEED_REPEATS
+def seed_repeat_summaries(model: str, recipe_name: str) -> list[dict]:
+    """The committed fold-wise summaries of a recipe run again with other seeds (train.recipes.seed_repeats)."""
+    from train.recipes import seed_repeats
 
-    paths = [ROOT / "docs" / "foldwise" / f"{model}-{name}.json" for name in SEED_REPEATS.get(recipe_name, ())]
-    return [p for p in paths if p.exists()]
+    paths = [ROOT / "docs" / "foldwise" / f"{model}-{name}.json" for name in seed_repeats(recipe_name)]
+    return [json.loads(p.read_text()) for p in paths if p.exists()]
 
 
 def ship(model: str, run: Path, foldwise: Path | None, out_dir: Path, ablation: Path | None = None,
@@ -190,9 +190,9 @@ def ship(model: str, run: Path, foldwise: Path | None, out_dir: Path, ablation: 
                 decision["seed_difference"])
     if distilled:
         current_summary = json.loads(current.read_text())
-        repeats = [json.loads(p.read_text()) for p in seed_repeat_summaries(model, current_summary.get("recipe_name", ""))]
         seed_difference = rules.ship_noise(
-            json.loads((ROOT / "docs" / "ablation.json").read_text())["seed_difference"], current_summary, repeats)
+            json.loads((ROOT / "docs" / "ablation.json").read_text())["seed_difference"], current_summary,
+            seed_repeat_summaries(model, current_summary.get("recipe_name", "")))
         card.update(distilled_sections(card, run, summary, current_summary, distilled, seed_difference))
     exported_later = "--no-onnx" in card["command"].split()
     card["commands"] = {"this_model": card["command"],
