@@ -52,7 +52,7 @@ def test_a_branch_of_the_distillation_ablation_is_one_change_to_an_earlier_step(
 
 
 def test_a_seed_repeat_is_a_branch_that_changes_the_seed_alone():
-    assert seed_repeats("kd-mixup-long") == ["kd-mixup-long-seed1"]
+    assert seed_repeats("kd-mixup-long") == ["kd-mixup-long-seed1", "kd-mixup-long-seed2"]
     assert seed_repeats("kd-mixup-16v") == [] and seed_repeats("no-such-recipe") == []
 
 

@@ -40,6 +40,16 @@ def test_the_improved_column_shows_the_recipe_the_shipped_model_was_trained_with
     assert "the improved recipe on all 2,625 clips, 100 epochs" in row
 
 
+def test_a_seed_repeat_of_the_shipped_recipe_is_not_taken_for_it():
+    """kd-mixup-long-seed1 has kd-mixup-long's recipe text: only the seed tells the shipped ConvDB's
+    recipe from its repeat, in the side-by-side table and in README's pooled confusion matrices."""
+    from train.results import foldwise_summaries, shipped_cards, trained_alike
+
+    card, folds = shipped_cards()["convdb"], foldwise_summaries()
+    matching = [r for (m, r), s in folds.items() if m == "convdb" and trained_alike(s, card)]
+    assert matching == ["kd-mixup-long"]
+
+
 def test_the_ablation_names_its_branches_as_a_sentence():
     assert and_list(["kd-mixup-16v"]) == "kd-mixup-16v"
     assert and_list(["a", "b"]) == "a and b"

@@ -105,12 +105,16 @@ def dataset_clips(cards) -> str:
             f"({100 * clips[0] / URBANSOUND8K_CLIPS:.0f}% of UrbanSound8K)")
 
 
+ALIKE_FIELDS = ("epochs", "seed")  # config fields that the recipe's text leaves out
+
+
 def trained_alike(summary: dict, card: dict) -> bool:
     """The card's model was trained with this fold-wise recipe. The recipe's text leaves out its
-    length, and kd-mixup and kd-mixup-long differ in nothing else, so the epochs are compared too."""
+    length and its seed (kd-mixup and kd-mixup-long differ in nothing but epochs, kd-mixup-long and
+    kd-mixup-long-seed1 in nothing but the seed), so those are compared too."""
     t = card["training"]
-    return (summary["recipe"] == t["recipe"]
-            and summary.get("config", {}).get("epochs") == t.get("config", {}).get("epochs"))
+    ours, theirs = summary.get("config", {}), t.get("config", {})
+    return summary["recipe"] == t["recipe"] and all(ours.get(f) == theirs.get(f) for f in ALIKE_FIELDS)
 
 
 def side_by_side_table() -> str:
