@@ -345,6 +345,30 @@ def test_train_with_views_distillation_and_negatives_end_to_end(tmp_path, mixup_
     assert 0.0 <= metrics["teacher"]["agreement"] <= 1.0
 
 
+def test_a_fold_wise_experiment_builds_its_bank_once_and_its_lanes_only_read_it(tmp_path):
+    """`experiments foldwise` builds the recipe's bank in all its processes before the lanes start
+    (`build_bank_once`); a training with the same views then finds it in the cache and builds nothing."""
+    from train.experiments import build_bank_once
+    from train.loop import TrainConfig
+
+    data = tone_dataset(tmp_path / "us")
+    esc = esc_folder(tmp_path / "esc")
+    teacher = standin_teacher(tmp_path / "teacher.onnx")
+    cache = tmp_path / "cache"
+    cfg = TrainConfig(data=str(data), split="fold", test_fold=1, views=2, distill=0.5, teacher=str(teacher),
+                      esc_data=str(esc), synthetic_per_kind=1, cache_dir=str(cache))
+    build_bank_once(cfg, workers=2)
+    banks = sorted(cache.glob("views-*.json"))
+    assert len(banks) == 1 and not list(cache.glob("*.scratch.npy"))
+    built = {p: p.stat().st_mtime_ns for p in cache.glob("views-*")}
+    r = run_cli("train", "--data", data, "--split", "fold", "--test-fold", "1", "--epochs", "1", "--views", "2",
+                "--distill", "0.5", "--teacher", teacher, "--esc-data", esc, "--synthetic-per-kind", "1",
+                "--cache-dir", cache, "--out", tmp_path / "run", "--quiet", "--no-onnx", "--threads", "1",
+                timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert {p: p.stat().st_mtime_ns for p in cache.glob("views-*")} == built
+
+
 def test_the_teacher_hearing_mixtures_needs_mixtures(tmp_path):
     r = run_cli("train", "--data", tone_dataset(tmp_path / "us"), "--split", "fold", "--test-fold", "1",
                 "--views", "2", "--distill", "0.5", "--mixup-teacher", "--epochs", "1",

@@ -123,15 +123,20 @@ class TrainConfig:
         return ", ".join(parts) or "paper (no augmentation)"
 
 
+def view_bank(cfg: TrainConfig, cache: LogMelCache, workers: int, progress: bool = True) -> views.ViewBank:
+    """The run's bank of views: read from the cache, or built there once in `workers` processes."""
+    negatives = views.all_negatives(cfg.esc_data, cfg.synthetic_per_kind, cfg.seed)
+    settings = views.ViewSettings(n_views=cfg.views, seed=cfg.seed)
+    return views.bank_for(cache.clips, settings, negatives, cfg.cache_dir, cfg.teacher, workers,
+                          progress=progress, with_audio=cfg.mixup_teacher)
+
+
 def prepare_distillation(cfg: TrainConfig, cache: LogMelCache, split: Split) -> distill.DistillData:
     """The view bank (built once, cached) and the teacher's head fitted on this run's training part."""
     if cfg.split == "random" and not cfg.train_on_all:
         raise SedError("--views needs --split fold (or --train-on-all): views mix clips within a fold, "
                        "and a random split puts test clips in every fold")
-    negatives = views.all_negatives(cfg.esc_data, cfg.synthetic_per_kind, cfg.seed)
-    settings = views.ViewSettings(n_views=cfg.views, seed=cfg.seed)
-    bank = views.bank_for(cache.clips, settings, negatives, cfg.cache_dir, cfg.teacher,
-                          cfg.view_workers, with_audio=cfg.mixup_teacher)
+    bank = view_bank(cfg, cache, cfg.view_workers)
     teacher = load_teacher(cfg.teacher) if cfg.mixup_teacher else None
     kept_out = cfg.test_fold if cfg.split == "fold" and not cfg.train_on_all else cfg.hold_out_negatives
     return distill.prepare(bank, split.train, split.val, split.test, kept_out,
