@@ -343,6 +343,15 @@ def test_train_with_views_distillation_and_negatives_end_to_end(tmp_path, mixup_
     metrics = json.loads((out / "metrics.json").read_text())  # the student beside its teacher, on the test clips
     assert metrics["teacher"]["test_acc"] == meta["teacher"]["test_acc"]
     assert 0.0 <= metrics["teacher"]["agreement"] <= 1.0
+    fit = metrics["teacher"]["training_clips"]  # and on the clips it was taught on
+    assert len(meta["teacher"]["train_predictions"]) == len(meta["train"])
+    assert fit["teacher_acc"] == meta["teacher"]["train_acc"] and 0.0 <= fit["agreement"] <= 1.0
+    if not mixup_teacher:  # a run from before run.json kept them: reevaluate fits the same head again
+        del meta["teacher"]["train_predictions"]
+        (out / "run.json").write_text(json.dumps(meta))
+        r = run_cli("experiments", "reevaluate", out, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert json.loads((out / "metrics.json").read_text())["teacher"]["training_clips"] == fit
 
 
 def test_a_fold_wise_experiment_builds_its_bank_once_and_its_lanes_only_read_it(tmp_path):

@@ -104,6 +104,27 @@ def _load_checkpoint(cfg: TrainConfig, path: Path, device: torch.device):
     return model
 
 
+def training_clip_agreement(cfg: TrainConfig, run: Path, meta: dict, model, cache, device) -> dict:
+    """The student against its teacher's head on the clean training clips, beside the test clips'
+    figure: how well it learnt the teacher's function where it was taught, so that a low agreement
+    on the test clips reads as a failure to generalise it rather than to fit it. Runs from before
+    run.json kept the head's training predictions fit the head again (it is deterministic)."""
+    teacher = meta["teacher"]
+    if "train_predictions" not in teacher:
+        from train.loop import make_split, prepare_distillation
+
+        teacher = prepare_distillation(cfg, cache, make_split(cfg, cache)).teacher_report
+    said = dict(zip(meta["train"], teacher["train_predictions"]))
+    idx = np.sort(meta["train"])
+    y = np.array([cache.clips[i].label for i in idx])
+    predicted = predict_logmels(model, cache.logmels[idx], device).argmax(1)
+    out = {"acc": float(np.mean(predicted == y)), "teacher_acc": teacher["train_acc"],
+           "agreement": float(np.mean(predicted == np.array([said[i] for i in idx])))}
+    print(f"on its training clips: ACC {out['acc']:.3f}, teacher's head {out['teacher_acc']:.3f}; "
+          f"student agrees with it on {out['agreement']:.3f}")
+    return out
+
+
 def finish_run(cfg: TrainConfig, run: Path, command: str, export: bool = True) -> dict:
     """Evaluates best.pt on the test part, writes figures, exports ONNX with its card. Without
     `export` it writes only the card (MODEL.json); `realtime-sed export RUN/best.pt` makes the ONNX
@@ -130,6 +151,7 @@ def finish_run(cfg: TrainConfig, run: Path, command: str, export: bool = True) -
                                   "agreement": float(np.mean(probs.argmax(1) == np.array([said[i] for i in idx])))}
             print(f"teacher's head ACC {metrics['teacher']['test_acc']:.3f}; "
                   f"student agrees with it on {metrics['teacher']['agreement']:.3f}")
+            metrics["teacher"]["training_clips"] = training_clip_agreement(cfg, run, meta, model, cache, device)
         # The last epoch too, to show how much the checkpoint rule matters.
         last_metrics = metrics
         if meta["best_epoch"] != meta["epochs_run"] and (run / "last.pt").exists():
@@ -209,6 +231,8 @@ def summarize_cv(out: Path) -> dict:
         if "teacher" in metrics:
             folds[fold]["teacher_test_acc"] = metrics["teacher"]["test_acc"]
             folds[fold]["student_teacher_agreement"] = metrics["teacher"]["agreement"]
+            if "training_clips" in metrics["teacher"]:
+                folds[fold]["student_teacher_agreement_training_clips"] = metrics["teacher"]["training_clips"]["agreement"]
     if not folds:
         raise SedError(f"{out}: no finished folds to summarize")
     cfg = TrainConfig(**json.loads((out / f"fold{next(iter(folds))}" / "config.json").read_text()))

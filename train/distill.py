@@ -106,6 +106,7 @@ def prepare(bank: ViewBank, train_idx: list[int], val_idx: list[int],
         "test_acc": head_accuracy(head, emb, view_labels, clean_rows(bank, test_idx)),
         "test_predictions": (head.logits(np.asarray(emb[clean_rows(bank, test_idx)])).argmax(1).tolist()
                              if len(test_idx) else []),
+        "train_predictions": head.logits(np.asarray(emb[clean_rows(bank, train_idx)])).argmax(1).tolist(),
     }
     return DistillData(bank, head, torch.from_numpy(probs), torch.from_numpy(targets.astype(np.float32)),
                        negatives, report, mean, std, teacher)
