@@ -104,7 +104,7 @@ def _load_checkpoint(cfg: TrainConfig, path: Path, device: torch.device):
     return model
 
 
-def training_clip_agreement(cfg: TrainConfig, run: Path, meta: dict, model, cache, device) -> dict:
+def training_clip_agreement(cfg: TrainConfig, meta: dict, model, cache, device) -> dict:
     """The student against its teacher's head on the clean training clips, beside the test clips'
     figure: how well it learnt the teacher's function where it was taught, so that a low agreement
     on the test clips reads as a failure to generalise it rather than to fit it. Runs from before
@@ -151,7 +151,7 @@ def finish_run(cfg: TrainConfig, run: Path, command: str, export: bool = True) -
                                   "agreement": float(np.mean(probs.argmax(1) == np.array([said[i] for i in idx])))}
             print(f"teacher's head ACC {metrics['teacher']['test_acc']:.3f}; "
                   f"student agrees with it on {metrics['teacher']['agreement']:.3f}")
-            metrics["teacher"]["training_clips"] = training_clip_agreement(cfg, run, meta, model, cache, device)
+            metrics["teacher"]["training_clips"] = training_clip_agreement(cfg, meta, model, cache, device)
         # The last epoch too, to show how much the checkpoint rule matters.
         last_metrics = metrics
         if meta["best_epoch"] != meta["epochs_run"] and (run / "last.pt").exists():
