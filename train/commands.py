@@ -104,6 +104,13 @@ def _load_checkpoint(cfg: TrainConfig, path: Path, device: torch.device):
     return model
 
 
+def agreement(clip_ids: list[int], teacher_says: list[int], idx: np.ndarray, predicted: np.ndarray) -> float:
+    """Share of the clips `idx` (sorted) where the student's top class `predicted` is the teacher's;
+    run.json lists the teacher's predictions in the order of `clip_ids`."""
+    said = dict(zip(clip_ids, teacher_says))
+    return float(np.mean(predicted == np.array([said[i] for i in idx])))
+
+
 def training_clip_agreement(cfg: TrainConfig, meta: dict, model, cache, device) -> dict:
     """The student against its teacher's head on the clean training clips, beside the test clips'
     figure: how well it learnt the teacher's function where it was taught, so that a low agreement
@@ -114,12 +121,11 @@ def training_clip_agreement(cfg: TrainConfig, meta: dict, model, cache, device) 
         from train.loop import make_split, prepare_distillation
 
         teacher = prepare_distillation(cfg, cache, make_split(cfg, cache)).teacher_report
-    said = dict(zip(meta["train"], teacher["train_predictions"]))
     idx = np.sort(meta["train"])
     y = np.array([cache.clips[i].label for i in idx])
     predicted = predict_logmels(model, cache.logmels[idx], device).argmax(1)
     out = {"acc": float(np.mean(predicted == y)), "teacher_acc": teacher["train_acc"],
-           "agreement": float(np.mean(predicted == np.array([said[i] for i in idx])))}
+           "agreement": agreement(meta["train"], teacher["train_predictions"], idx, predicted)}
     print(f"on its training clips: ACC {out['acc']:.3f}, teacher's head {out['teacher_acc']:.3f}; "
           f"student agrees with it on {out['agreement']:.3f}")
     return out
@@ -146,9 +152,9 @@ def finish_run(cfg: TrainConfig, run: Path, command: str, export: bool = True) -
         metrics = compute_metrics(y, probs)
         print(format_report(metrics))
         if "teacher" in meta:  # how often the student says what its teacher's head says, on the test clips
-            said = dict(zip(meta["test"], meta["teacher"]["test_predictions"]))
             metrics["teacher"] = {"test_acc": meta["teacher"]["test_acc"],
-                                  "agreement": float(np.mean(probs.argmax(1) == np.array([said[i] for i in idx])))}
+                                  "agreement": agreement(meta["test"], meta["teacher"]["test_predictions"], idx,
+                                                         probs.argmax(1))}
             print(f"teacher's head ACC {metrics['teacher']['test_acc']:.3f}; "
                   f"student agrees with it on {metrics['teacher']['agreement']:.3f}")
             metrics["teacher"]["training_clips"] = training_clip_agreement(cfg, meta, model, cache, device)

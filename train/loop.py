@@ -123,12 +123,12 @@ class TrainConfig:
         return ", ".join(parts) or "paper (no augmentation)"
 
 
-def view_bank(cfg: TrainConfig, cache: LogMelCache, workers: int, progress: bool = True) -> views.ViewBank:
+def view_bank(cfg: TrainConfig, cache: LogMelCache, workers: int) -> views.ViewBank:
     """The run's bank of views: read from the cache, or built there once in `workers` processes."""
     negatives = views.all_negatives(cfg.esc_data, cfg.synthetic_per_kind, cfg.seed)
     settings = views.ViewSettings(n_views=cfg.views, seed=cfg.seed)
     return views.bank_for(cache.clips, settings, negatives, cfg.cache_dir, cfg.teacher, workers,
-                          progress=progress, with_audio=cfg.mixup_teacher)
+                          with_audio=cfg.mixup_teacher)
 
 
 def prepare_distillation(cfg: TrainConfig, cache: LogMelCache, split: Split) -> distill.DistillData:
